@@ -1,0 +1,144 @@
+package tenantstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/runmerge/runmerge"
+)
+
+// Config configures a Store.
+type Config struct {
+	DataDir     string        // holds catalog.db and tenants/
+	MaxOpen     int           // tenant files held open at most (when none is leased)
+	IdleTimeout time.Duration // close a tenant file unused this long; 0 never
+	Options     Options
+	Logger      *slog.Logger
+}
+
+// Store is the catalog and the pool of tenant files of one data directory.
+type Store struct {
+	Catalog *Catalog
+	Pool    *Pool
+	log     *slog.Logger
+}
+
+// Open opens the data directory, creating and migrating what is missing.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	cat, err := OpenCatalog(ctx, cfg.DataDir, cfg.Options)
+	if err != nil {
+		return nil, err
+	}
+	pool, err := NewPool(PoolConfig{
+		Dir:         filepath.Join(cfg.DataDir, "tenants"),
+		MaxOpen:     cfg.MaxOpen,
+		IdleTimeout: cfg.IdleTimeout,
+		Options:     cfg.Options,
+		Logger:      cfg.Logger,
+	})
+	if err != nil {
+		cat.Close()
+		return nil, err
+	}
+	return &Store{Catalog: cat, Pool: pool, log: cfg.Logger}, nil
+}
+
+// Close closes every tenant file and then the catalog, reporting every
+// failure rather than stopping at the first.
+func (s *Store) Close(ctx context.Context) error {
+	return errors.Join(s.Pool.Close(ctx), s.Catalog.Close())
+}
+
+// CreateTenant records a new tenant in the catalog and makes its file.
+func (s *Store) CreateTenant(ctx context.Context, id, name string) (*runmerge.Tenant, error) {
+	if err := runmerge.ValidateTenantID(id, "/id"); err != nil {
+		return nil, err
+	}
+	now := runmerge.Now()
+	t := &runmerge.Tenant{ID: id, Name: name, Status: runmerge.TenantActive, CreatedAt: now, UpdatedAt: now}
+	if err := s.Catalog.CreateTenant(ctx, t); err != nil {
+		return nil, err
+	}
+	if err := s.Pool.Create(ctx, id); err != nil {
+		// Without its file the tenant is unusable: take it back out of the
+		// catalog so that the id can be tried again.
+		return nil, errors.Join(fmt.Errorf("create tenant file %s: %w", id, err),
+			s.Catalog.DeleteTenant(context.WithoutCancel(ctx), id))
+	}
+	s.log.Info("tenant created", "tenant", id)
+	return t, nil
+}
+
+// DeleteTenant removes tenant id from the catalog (its keys with it), waits
+// for requests still using its file, and deletes the file.
+func (s *Store) DeleteTenant(ctx context.Context, id string) error {
+	if !runmerge.ValidTenantID(id) {
+		return runmerge.Errorf(runmerge.ENOTFOUND, "tenant not found")
+	}
+	if err := s.Catalog.DeleteTenant(ctx, id); err != nil {
+		return err
+	}
+	unlock, err := s.Pool.Lock(context.WithoutCancel(ctx), id)
+	if err != nil {
+		return fmt.Errorf("delete tenant %s: %w", id, err)
+	}
+	defer unlock()
+	if err := removeTenantFiles(s.Pool.Path(id)); err != nil {
+		return fmt.Errorf("delete tenant %s: %w", id, err)
+	}
+	s.log.Info("tenant deleted", "tenant", id)
+	return nil
+}
+
+// removeTenantFiles removes a tenant file and its WAL and shared-memory files.
+func removeTenantFiles(path string) error {
+	var errs []error
+	for _, p := range []string{path + "-wal", path + "-shm", path} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// TenantStats describes tenant id's file. It opens the file if need be.
+func (s *Store) TenantStats(ctx context.Context, id string) (*runmerge.TenantStats, error) {
+	st := &runmerge.TenantStats{Records: make(map[string]int64), Open: s.Pool.IsOpen(id)}
+	for _, c := range runmerge.CollectionNames {
+		st.Records[c] = 0
+	}
+	for _, suffix := range []string{"", "-wal"} {
+		if fi, err := os.Stat(s.Pool.Path(id) + suffix); err == nil {
+			st.FileSizeBytes += fi.Size()
+		}
+	}
+
+	l, err := s.Pool.Acquire(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	defer l.Release()
+	rows, err := l.DB().r.QueryContext(ctx,
+		`SELECT collection, count(*) FROM records WHERE deleted_at IS NULL GROUP BY collection`)
+	if err != nil {
+		return nil, fmt.Errorf("tenant %s stats: %w", id, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var c string
+		var n int64
+		if err := rows.Scan(&c, &n); err != nil {
+			return nil, fmt.Errorf("tenant %s stats: %w", id, err)
+		}
+		st.Records[c] = n
+	}
+	return st, rows.Err()
+}

@@ -1,0 +1,186 @@
+package tenantstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync"
+)
+
+// maxBatch bounds how many writes share one commit.
+const maxBatch = 256
+
+// DB is one open tenant file: a single writer connection, through which every
+// write goes, and a small pool of read connections. Lease one from the Pool;
+// never close it yourself.
+type DB struct {
+	id   string
+	path string
+	w    *sql.DB
+	r    *sql.DB
+
+	mu         sync.Mutex
+	queue      []*writeOp
+	committing bool
+}
+
+// writeOp is one caller's write waiting for a commit.
+type writeOp struct {
+	ctx  context.Context
+	fn   func(ctx context.Context, tx *sql.Tx) error
+	done chan error
+
+	finished bool // set by the committer once done has its result
+}
+
+// ID returns the tenant's id.
+func (db *DB) ID() string { return db.id }
+
+// openTenant opens the tenant file at path, migrating it to the current
+// schema. With create it makes the file when it does not exist; without, a
+// missing file is an error that isNoFile recognises.
+func openTenant(ctx context.Context, id, path string, o Options, create bool) (*DB, error) {
+	mode := modeWrite
+	if create {
+		mode = modeCreate
+	}
+	w, err := connect(path, o, mode)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := tenantMigrations.migrate(ctx, w); err != nil {
+		w.Close()
+		if isCantOpen(err) {
+			return nil, errNoFile
+		}
+		return nil, fmt.Errorf("open tenant %s: %w", id, err)
+	}
+	r, err := connect(path, o, modeRead)
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	return &DB{id: id, path: path, w: w, r: r}, nil
+}
+
+var errNoFile = errors.New("tenant file does not exist")
+
+// Write runs fn in a write transaction and returns once the transaction that
+// holds fn's changes has committed, or fn has failed and its changes have
+// been undone. Concurrent writers share one commit (group commit): each runs
+// inside a savepoint of its own, so one writer's failure undoes only its own
+// changes. fn receives a context that is not cancelled mid-transaction,
+// because interrupting a statement would roll back every writer's changes.
+func (db *DB) Write(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
+	op := &writeOp{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	db.mu.Lock()
+	db.queue = append(db.queue, op)
+	lead := !db.committing
+	db.committing = true
+	db.mu.Unlock()
+
+	if lead {
+		db.commitUntil(op)
+	}
+	return <-op.done
+}
+
+// commitUntil commits batches until op is done, then leaves any writes queued
+// since to a goroutine of its own, so that no caller keeps committing for
+// others long after its own write is safe.
+func (db *DB) commitUntil(op *writeOp) {
+	for {
+		db.mu.Lock()
+		batch := db.queue
+		if len(batch) > maxBatch {
+			batch = batch[:maxBatch]
+		}
+		db.queue = db.queue[len(batch):]
+		if len(batch) == 0 {
+			db.committing = false
+			db.queue = nil
+			db.mu.Unlock()
+			return
+		}
+		db.mu.Unlock()
+
+		db.commit(batch)
+		if op != nil && op.finished {
+			go db.commitUntil(nil)
+			return
+		}
+	}
+}
+
+// commit runs one batch in one transaction.
+func (db *DB) commit(batch []*writeOp) {
+	ctx := context.Background()
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		for _, op := range batch {
+			op.finished = true
+			op.done <- fmt.Errorf("begin write: %w", err)
+		}
+		return
+	}
+
+	results := make([]error, len(batch))
+	for i, op := range batch {
+		results[i] = db.apply(ctx, tx, op, len(batch) > 1)
+	}
+
+	err = tx.Commit()
+	for i, op := range batch {
+		op.finished = true
+		switch {
+		case results[i] != nil:
+			op.done <- results[i]
+		case err != nil:
+			op.done <- fmt.Errorf("commit: %w", err)
+		default:
+			op.done <- nil
+		}
+	}
+}
+
+// apply runs one write of a batch, inside a savepoint when it shares the
+// transaction with others.
+func (db *DB) apply(ctx context.Context, tx *sql.Tx, op *writeOp, shared bool) error {
+	if err := op.ctx.Err(); err != nil {
+		return err
+	}
+	if !shared {
+		return op.fn(ctx, tx)
+	}
+	if _, err := tx.ExecContext(ctx, "SAVEPOINT w"); err != nil {
+		return err
+	}
+	if err := op.fn(ctx, tx); err != nil {
+		if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO w; RELEASE w"); rerr != nil {
+			return errors.Join(err, rerr)
+		}
+		return err
+	}
+	_, err := tx.ExecContext(ctx, "RELEASE w")
+	return err
+}
+
+// close checkpoints the WAL into the file, so that a closed tenant's file is
+// complete on its own, and closes every connection.
+func (db *DB) close() error {
+	var errs []error
+	if err := db.r.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close readers: %w", err))
+	}
+	if err := checkpoint(context.Background(), db.w); err != nil {
+		errs = append(errs, err)
+	}
+	if err := db.w.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close writer: %w", err))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("close tenant %s: %w", db.id, errors.Join(errs...))
+	}
+	return nil
+}
