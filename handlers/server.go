@@ -45,6 +45,7 @@ type Server struct {
 	rootKeyHash [sha256.Size]byte
 	ready       atomic.Bool
 	routes      map[string]runmerge.Action // "METHOD /path" → action
+	inflight    inflight
 }
 
 // New returns a server over store. It does not listen until Serve.
@@ -124,6 +125,8 @@ func (s *Server) registerRoutes() {
 	s.route(http.MethodGet, "/v1/tenants/:id", runmerge.ActionTenantRead, s.getTenant)
 	s.route(http.MethodPatch, "/v1/tenants/:id", runmerge.ActionTenantUpdate, s.updateTenant)
 	s.route(http.MethodDelete, "/v1/tenants/:id", runmerge.ActionTenantDelete, s.deleteTenant)
+
+	s.registerRecordRoutes()
 }
 
 // Serve accepts connections on ln until Shutdown. It marks the server ready

@@ -87,7 +87,7 @@ func (c *Catalog) CreateTenant(ctx context.Context, t *runmerge.Tenant) error {
 	_, err := c.w.ExecContext(ctx,
 		`INSERT INTO tenants (id, name, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?)`,
 		t.ID, t.Name, t.Status, formatTime(t.CreatedAt), formatTime(t.UpdatedAt))
-	if isConstraint(err) {
+	if isUnique(err) {
 		return runmerge.Errorf(runmerge.ECONFLICT, "tenant %q already exists", t.ID)
 	}
 	return wrapErr(err, "create tenant %s", t.ID)

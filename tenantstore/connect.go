@@ -144,6 +144,16 @@ func isConstraint(err error) bool {
 	return sqliteCode(err) == sqlite3.SQLITE_CONSTRAINT
 }
 
+// isUnique reports whether err is a violation of a UNIQUE constraint or
+// primary key.
+func isUnique(err error) bool {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	return se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+}
+
 // isBusy reports whether err is a lock that busy_timeout did not outwait.
 func isBusy(err error) bool {
 	c := sqliteCode(err)

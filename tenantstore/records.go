@@ -1,0 +1,777 @@
+package tenantstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/runmerge/runmerge"
+)
+
+// MaxBulk is the most records one bulk upsert may carry.
+const MaxBulk = 1000
+
+// RecordFilter selects a page of a collection's records, in change order.
+type RecordFilter struct {
+	Collection     *runmerge.Collection
+	AfterSeq       int64      // the cursor: only records after this position
+	UpdatedAfter   *time.Time // only records changed after this time
+	SourceID       *string
+	RemoteID       *string
+	Status         *string
+	Type           *string
+	Links          []LinkFilter // every link must hold
+	Query          string       // full-text search over names and e-mail
+	IncludeDeleted bool         // tombstones too
+	WithRaw        bool         // load sourceRawData
+	Limit          int
+}
+
+// LinkFilter keeps records linked, from either side, to record ID of
+// collection Collection.
+type LinkFilter struct {
+	Collection string
+	ID         string
+}
+
+// Idempotency identifies a POST sent with an Idempotency-Key: the API key
+// that sent it, the client's key, and a hash of the request.
+type Idempotency struct {
+	KeyID       string
+	Key         string
+	RequestHash string
+}
+
+// SavedResponse is the first response to an idempotent request.
+type SavedResponse struct {
+	RequestHash string
+	Status      int
+	Headers     map[string]string
+	Body        []byte
+}
+
+const recordColumns = `rid, id, seq, data, version, created_at, updated_at, deleted_at`
+
+// ListRecords returns up to f.Limit records of f.Collection in change order,
+// and whether more follow. For an event manager (p with RoleEventManager)
+// only the records within its reach are listed.
+func (db *DB) ListRecords(ctx context.Context, p *runmerge.Principal, f RecordFilter) ([]*runmerge.Record, bool, error) {
+	after := f.AfterSeq
+	if f.UpdatedAfter != nil {
+		// updated_at never decreases as seq grows, so "changed after T" is
+		// "positioned after the last record changed at or before T".
+		var s sql.NullInt64
+		err := db.r.QueryRowContext(ctx, `SELECT max(seq) FROM records WHERE updated_at <= ?`,
+			formatTime(*f.UpdatedAfter)).Scan(&s)
+		if err != nil {
+			return nil, false, fmt.Errorf("list %s: %w", f.Collection.Name, err)
+		}
+		after = max(after, s.Int64)
+	}
+
+	var b strings.Builder
+	args := []any{f.Collection.Name, after}
+	b.WriteString(`SELECT ` + recordColumns)
+	if f.WithRaw {
+		b.WriteString(`, raw_data`)
+	} else {
+		b.WriteString(`, NULL`)
+	}
+	b.WriteString(` FROM records r WHERE collection = ? AND seq > ?`)
+	filtered := f.SourceID != nil || f.RemoteID != nil || f.Status != nil || f.Type != nil ||
+		len(f.Links) > 0 || f.Query != "" || p.Role == runmerge.RoleEventManager
+	if !f.IncludeDeleted || filtered {
+		// Tombstones carry no fields to match, so a filtered list never
+		// holds one.
+		b.WriteString(` AND deleted_at IS NULL`)
+	}
+	for _, c := range []struct {
+		col string
+		v   *string
+	}{{"source_id", f.SourceID}, {"remote_id", f.RemoteID}, {"status", f.Status}, {"type", f.Type}} {
+		if c.v != nil {
+			b.WriteString(` AND ` + c.col + ` = ?`)
+			args = append(args, *c.v)
+		}
+	}
+	for _, l := range f.Links {
+		b.WriteString(` AND id IN (SELECT b_id FROM links WHERE a_id = ? AND b_coll = ?)`)
+		args = append(args, l.ID, f.Collection.Name)
+	}
+	if f.Query != "" {
+		b.WriteString(` AND rid IN (SELECT rowid FROM records_fts WHERE records_fts MATCH ?)`)
+		args = append(args, f.Query)
+	}
+	if p.Role == runmerge.RoleEventManager {
+		scope, sargs := scopeClause(f.Collection.Name, p.EventIDs)
+		b.WriteString(scope)
+		args = append(args, sargs...)
+	}
+	b.WriteString(` ORDER BY seq LIMIT ?`)
+	args = append(args, f.Limit+1)
+
+	rows, err := db.r.QueryContext(ctx, b.String(), args...)
+	if err != nil {
+		return nil, false, fmt.Errorf("list %s: %w", f.Collection.Name, err)
+	}
+	defer rows.Close()
+	var list []*runmerge.Record
+	for rows.Next() {
+		r, err := scanRecord(rows, f.Collection.Name, true)
+		if err != nil {
+			return nil, false, fmt.Errorf("list %s: %w", f.Collection.Name, err)
+		}
+		r.TenantID = db.id
+		list = append(list, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, fmt.Errorf("list %s: %w", f.Collection.Name, err)
+	}
+	more := len(list) > f.Limit
+	if more {
+		list = list[:f.Limit]
+	}
+	return list, more, nil
+}
+
+// scopeClause limits a list to an event manager's reach: its events, and
+// records that link themselves to one of them.
+func scopeClause(collection string, eventIDs []string) (string, []any) {
+	if len(eventIDs) == 0 {
+		return ` AND 0`, nil
+	}
+	marks := strings.TrimSuffix(strings.Repeat("?,", len(eventIDs)), ",")
+	args := make([]any, 0, len(eventIDs)+1)
+	for _, id := range eventIDs {
+		args = append(args, id)
+	}
+	if collection == runmerge.CollectionEvents {
+		return ` AND id IN (` + marks + `)`, args
+	}
+	args = append(args, collection)
+	return ` AND id IN (SELECT b_id FROM links WHERE a_id IN (` + marks + `) AND b_coll = ? AND owner_id = b_id)`, args
+}
+
+type scanner interface{ Scan(...any) error }
+
+func scanRecord(s scanner, collection string, withRawColumn bool) (*runmerge.Record, error) {
+	r := &runmerge.Record{Collection: collection}
+	var rid int64
+	var data, created, updated string
+	var deleted, raw sql.NullString
+	dest := []any{&rid, &r.ID, &r.Seq, &data, &r.Version, &created, &updated, &deleted}
+	if withRawColumn {
+		dest = append(dest, &raw)
+	}
+	if err := s.Scan(dest...); err != nil {
+		return nil, err
+	}
+	r.Data = json.RawMessage(data)
+	r.CreatedAt, r.UpdatedAt = parseTime(created), parseTime(updated)
+	r.DeletedAt = parseTimePtr(deleted)
+	if raw.Valid {
+		r.RawData = json.RawMessage(raw.String)
+	}
+	return r, nil
+}
+
+// GetRecord returns record id of collection c, if it is live and within p's
+// reach; otherwise an ENOTFOUND error.
+func (db *DB) GetRecord(ctx context.Context, p *runmerge.Principal, c *runmerge.Collection, id string, withRaw bool) (*runmerge.Record, error) {
+	r, err := getRecord(ctx, db.r, db.id, c.Name, id, withRaw)
+	if err != nil {
+		return nil, err
+	}
+	if err := runmerge.Authorize(p, runmerge.ActionRecordRead, target(db.id, c, r)); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+type queryer interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+var errRecordNotFound = runmerge.Errorf(runmerge.ENOTFOUND, "record not found")
+
+// getRecord loads a live record with the events it links to.
+func getRecord(ctx context.Context, q queryer, tenantID, collection, id string, withRaw bool) (*runmerge.Record, error) {
+	raw := `NULL`
+	if withRaw {
+		raw = `raw_data`
+	}
+	row := q.QueryRowContext(ctx, `SELECT `+recordColumns+`, `+raw+`
+		FROM records WHERE id = ? AND collection = ? AND deleted_at IS NULL`, id, collection)
+	r, err := scanRecord(row, collection, true)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, errRecordNotFound
+	} else if err != nil {
+		return nil, fmt.Errorf("read %s %s: %w", collection, id, err)
+	}
+	r.TenantID = tenantID
+	if collection == runmerge.CollectionEvents {
+		r.EventIDs = []string{r.ID}
+		return r, nil
+	}
+	rows, err := q.QueryContext(ctx, `SELECT b_id FROM links
+		WHERE a_id = ? AND b_coll = 'events' AND owner_id = a_id`, id)
+	if err != nil {
+		return nil, fmt.Errorf("read %s %s links: %w", collection, id, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var e string
+		if err := rows.Scan(&e); err != nil {
+			return nil, err
+		}
+		r.EventIDs = append(r.EventIDs, e)
+	}
+	return r, rows.Err()
+}
+
+// target describes record r for the policy.
+func target(tenantID string, c *runmerge.Collection, r *runmerge.Record) runmerge.Target {
+	return runmerge.Target{TenantID: tenantID, Collection: c.Name, EventIDs: r.EventIDs}
+}
+
+// draft is a record body checked and split into what storage keeps.
+type draft struct {
+	doc   map[string]any // client fields without sourceRawData
+	raw   any            // sourceRawData, or nil
+	index runmerge.Index
+}
+
+// prepare checks body as a whole record of c: field names, defaults on
+// create, and every rule. prefix locates the body in the request.
+func prepare(c *runmerge.Collection, body map[string]any, prefix string, create bool) (*draft, error) {
+	if create {
+		c.ApplyDefaults(body)
+	}
+	if err := c.Validate(body, prefix); err != nil {
+		return nil, err
+	}
+	d := &draft{doc: make(map[string]any, len(body)), index: c.Index(body)}
+	for k, v := range body {
+		if k == "sourceRawData" {
+			d.raw = v
+			continue
+		}
+		if v != nil {
+			d.doc[k] = v
+		}
+	}
+	return d, nil
+}
+
+// eventIDs returns the events a draft of collection c links to, for the
+// policy; id is the record's own id.
+func (d *draft) eventIDs(c *runmerge.Collection, id string) []string {
+	if c.Name == runmerge.CollectionEvents {
+		return []string{id}
+	}
+	return d.index.EventIDs
+}
+
+// CreateRecord checks body and stores it as a new record of c, with its
+// change event, in one transaction. With idem set, the response is saved
+// in the same transaction for replays.
+func (db *DB) CreateRecord(ctx context.Context, p *runmerge.Principal, c *runmerge.Collection, body map[string]any, idem *Idempotency, render func(*runmerge.Record) SavedResponse) (*runmerge.Record, error) {
+	if err := c.CheckBody(body, ""); err != nil {
+		return nil, err
+	}
+	d, err := prepare(c, body, "", true)
+	if err != nil {
+		return nil, err
+	}
+	id := uuid.Must(uuid.NewV7()).String()
+	if err := runmerge.Authorize(p, runmerge.ActionRecordCreate,
+		runmerge.Target{TenantID: db.id, Collection: c.Name, EventIDs: d.eventIDs(c, id)}); err != nil {
+		return nil, err
+	}
+
+	var rec *runmerge.Record
+	err = db.Write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		w := &recordTx{tx: tx, tenantID: db.id}
+		if err := w.checkLinks(ctx, d, ""); err != nil {
+			return err
+		}
+		r, err := w.insert(ctx, c, id, d)
+		if err != nil {
+			return err
+		}
+		if idem != nil {
+			if err := saveResponse(ctx, tx, idem, render(r)); err != nil {
+				return err
+			}
+		}
+		rec = r
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return rec, nil
+}
+
+// UpdateRecord applies an RFC 7396 merge patch to record id of c. With
+// ifMatch set, the record's version must equal it (EPRECONDITION otherwise).
+func (db *DB) UpdateRecord(ctx context.Context, p *runmerge.Principal, c *runmerge.Collection, id string, patch map[string]any, ifMatch *int64) (*runmerge.Record, error) {
+	if err := c.CheckBody(patch, ""); err != nil {
+		return nil, err
+	}
+	var rec *runmerge.Record
+	err := db.Write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		w := &recordTx{tx: tx, tenantID: db.id}
+		cur, err := getRecord(ctx, tx, db.id, c.Name, id, true)
+		if err != nil {
+			return err
+		}
+		if err := runmerge.Authorize(p, runmerge.ActionRecordUpdate, target(db.id, c, cur)); err != nil {
+			return err
+		}
+		if ifMatch != nil && *ifMatch != cur.Version {
+			return runmerge.Errorf(runmerge.EPRECONDITION, "the record has changed since version %d; it is at version %d", *ifMatch, cur.Version)
+		}
+		doc, err := currentDocument(cur)
+		if err != nil {
+			return err
+		}
+		d, err := prepare(c, runmerge.MergePatch(doc, patch), "", false)
+		if err != nil {
+			return err
+		}
+		if p.Role == runmerge.RoleEventManager {
+			// The record must stay within the event manager's reach.
+			if err := runmerge.Authorize(p, runmerge.ActionRecordUpdate,
+				runmerge.Target{TenantID: db.id, Collection: c.Name, EventIDs: d.eventIDs(c, id)}); err != nil {
+				return runmerge.Errorf(runmerge.EFORBIDDEN, "an event manager may not link a record to events outside its reach")
+			}
+		}
+		if err := w.checkLinks(ctx, d, ""); err != nil {
+			return err
+		}
+		rec, err = w.update(ctx, c, cur, d)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return rec, nil
+}
+
+// currentDocument decodes a stored record's client fields, sourceRawData
+// included, as a merge patch's target.
+func currentDocument(r *runmerge.Record) (map[string]any, error) {
+	doc, err := decodeDocument(r.Data)
+	if err != nil {
+		return nil, fmt.Errorf("decode record %s: %w", r.ID, err)
+	}
+	if len(r.RawData) > 0 {
+		raw, err := decodeDocument(r.RawData)
+		if err != nil {
+			return nil, fmt.Errorf("decode record %s raw data: %w", r.ID, err)
+		}
+		doc["sourceRawData"] = raw
+	}
+	return doc, nil
+}
+
+func decodeDocument(b []byte) (map[string]any, error) {
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.UseNumber()
+	var doc map[string]any
+	if err := dec.Decode(&doc); err != nil {
+		return nil, err
+	}
+	if doc == nil {
+		doc = map[string]any{}
+	}
+	return doc, nil
+}
+
+// DeleteRecord turns record id of c into a tombstone.
+func (db *DB) DeleteRecord(ctx context.Context, p *runmerge.Principal, c *runmerge.Collection, id string, ifMatch *int64) error {
+	return db.Write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		w := &recordTx{tx: tx, tenantID: db.id}
+		cur, err := getRecord(ctx, tx, db.id, c.Name, id, false)
+		if err != nil {
+			return err
+		}
+		if err := runmerge.Authorize(p, runmerge.ActionRecordDelete, target(db.id, c, cur)); err != nil {
+			return err
+		}
+		if ifMatch != nil && *ifMatch != cur.Version {
+			return runmerge.Errorf(runmerge.EPRECONDITION, "the record has changed since version %d; it is at version %d", *ifMatch, cur.Version)
+		}
+		return w.delete(ctx, c, cur)
+	})
+}
+
+// BulkUpsert stores records of c in one transaction, all or nothing: a
+// record whose sourceId and remoteId pair exists is replaced, any other is
+// created. Errors point into the request, as /records/3/email.
+func (db *DB) BulkUpsert(ctx context.Context, p *runmerge.Principal, c *runmerge.Collection, bodies []map[string]any, idem *Idempotency, render func([]*runmerge.Record) SavedResponse) ([]*runmerge.Record, error) {
+	drafts := make([]*draft, len(bodies))
+	var fieldErrs []runmerge.FieldError
+	var firstErr error
+	for i, body := range bodies {
+		prefix := "/records/" + strconv.Itoa(i)
+		err := c.CheckBody(body, prefix)
+		if err == nil {
+			drafts[i], err = prepare(c, body, prefix, true)
+		}
+		if err != nil {
+			if firstErr == nil {
+				firstErr = err
+			}
+			fieldErrs = append(fieldErrs, runmerge.ErrorFields(err)...)
+		}
+	}
+	if firstErr != nil {
+		return nil, &runmerge.Error{Code: runmerge.ErrorCode(firstErr), Message: runmerge.ErrorMessage(firstErr), Fields: fieldErrs}
+	}
+
+	var out []*runmerge.Record
+	err := db.Write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		w := &recordTx{tx: tx, tenantID: db.id}
+		out = make([]*runmerge.Record, 0, len(drafts))
+		for i, d := range drafts {
+			prefix := "/records/" + strconv.Itoa(i)
+			r, err := w.upsert(ctx, p, c, d, prefix)
+			if err != nil {
+				return err
+			}
+			out = append(out, r)
+		}
+		if idem != nil {
+			return saveResponse(ctx, tx, idem, render(out))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// recordTx is the record writes of one transaction.
+type recordTx struct {
+	tx       *sql.Tx
+	tenantID string
+}
+
+// clock takes the next position in the change order and the time of the
+// change, which never goes backwards.
+func (w *recordTx) clock(ctx context.Context) (int64, time.Time, error) {
+	now := formatTime(runmerge.Now())
+	var seq int64
+	var at string
+	err := w.tx.QueryRowContext(ctx, `UPDATE change_seq SET next = next + 1, last_at = max(last_at, ?)
+		WHERE id = 1 RETURNING next - 1, last_at`, now).Scan(&seq, &at)
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("advance change clock: %w", err)
+	}
+	return seq, parseTime(at), nil
+}
+
+// checkLinks refuses links to records that do not exist in the tenant, or
+// exist in another collection than the link names.
+func (w *recordTx) checkLinks(ctx context.Context, d *draft, prefix string) error {
+	var errs []runmerge.FieldError
+	check := func(pointer, collection, id string) error {
+		var coll string
+		err := w.tx.QueryRowContext(ctx,
+			`SELECT collection FROM records WHERE id = ? AND deleted_at IS NULL`, id).Scan(&coll)
+		if errors.Is(err, sql.ErrNoRows) || (err == nil && coll != collection) {
+			errs = append(errs, runmerge.FieldError{Pointer: pointer, Code: "unknown_reference",
+				Detail: "no " + strings.TrimSuffix(collection, "s") + " with this id in the tenant"})
+			return nil
+		}
+		return err
+	}
+	if d.index.EventID != "" {
+		if err := check(prefix+"/eventId", runmerge.CollectionEvents, d.index.EventID); err != nil {
+			return err
+		}
+	}
+	for _, key := range runmerge.RelationshipKeys() {
+		for i, id := range relationshipIDs(d.doc, key) {
+			pointer := prefix + "/relationships/" + key + "/" + strconv.Itoa(i)
+			if err := check(pointer, runmerge.RelationshipCollection(key), id); err != nil {
+				return err
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return &runmerge.Error{Code: runmerge.EINVALID, Message: "the body links to records that do not exist", Fields: errs}
+	}
+	return nil
+}
+
+// relationshipIDs returns the ids under relationships[key], as sent.
+func relationshipIDs(doc map[string]any, key string) []string {
+	rel, _ := doc["relationships"].(map[string]any)
+	list, _ := rel[key].([]any)
+	ids := make([]string, 0, len(list))
+	for _, v := range list {
+		if s, ok := v.(string); ok {
+			ids = append(ids, s)
+		}
+	}
+	return ids
+}
+
+func (w *recordTx) insert(ctx context.Context, c *runmerge.Collection, id string, d *draft) (*runmerge.Record, error) {
+	seq, now, err := w.clock(ctx)
+	if err != nil {
+		return nil, err
+	}
+	data, raw, err := encodeDraft(d)
+	if err != nil {
+		return nil, err
+	}
+	var rid int64
+	err = w.tx.QueryRowContext(ctx, `INSERT INTO records
+		(id, collection, seq, source_id, remote_id, status, type, event_id, data, raw_data,
+		 version, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?) RETURNING rid`,
+		id, c.Name, seq, nullable(d.index.SourceID), nullable(d.index.RemoteID),
+		nullable(d.index.Status), nullable(d.index.Type), nullable(d.index.EventID),
+		string(data), raw, formatTime(now), formatTime(now)).Scan(&rid)
+	if isUnique(err) {
+		return nil, sourceConflict(d)
+	} else if err != nil {
+		return nil, wrapErr(err, "insert %s", c.Name)
+	}
+	r := &runmerge.Record{ID: id, TenantID: w.tenantID, Collection: c.Name, Seq: seq, Version: 1,
+		CreatedAt: now, UpdatedAt: now, Data: data, EventIDs: d.eventIDs(c, id)}
+	if err := w.index(ctx, c, rid, id, d, false); err != nil {
+		return nil, err
+	}
+	return r, w.change(ctx, c, r, runmerge.ChangeCreated)
+}
+
+func sourceConflict(d *draft) *runmerge.Error {
+	return &runmerge.Error{Code: runmerge.ECONFLICT,
+		Message: "a record with this sourceId and remoteId already exists in the tenant",
+		Fields: []runmerge.FieldError{{Pointer: "/remoteId", Code: "duplicate",
+			Detail: "sourceId " + strconv.Quote(d.index.SourceID) + " and remoteId " + strconv.Quote(d.index.RemoteID) + " are taken"}}}
+}
+
+func (w *recordTx) update(ctx context.Context, c *runmerge.Collection, cur *runmerge.Record, d *draft) (*runmerge.Record, error) {
+	seq, now, err := w.clock(ctx)
+	if err != nil {
+		return nil, err
+	}
+	data, raw, err := encodeDraft(d)
+	if err != nil {
+		return nil, err
+	}
+	var rid int64
+	err = w.tx.QueryRowContext(ctx, `UPDATE records SET seq = ?, source_id = ?, remote_id = ?,
+		status = ?, type = ?, event_id = ?, data = ?, raw_data = ?, version = version + 1, updated_at = ?
+		WHERE id = ? RETURNING rid`,
+		seq, nullable(d.index.SourceID), nullable(d.index.RemoteID), nullable(d.index.Status),
+		nullable(d.index.Type), nullable(d.index.EventID), string(data), raw, formatTime(now), cur.ID).Scan(&rid)
+	if isUnique(err) {
+		return nil, sourceConflict(d)
+	} else if err != nil {
+		return nil, wrapErr(err, "update %s %s", c.Name, cur.ID)
+	}
+	r := &runmerge.Record{ID: cur.ID, TenantID: w.tenantID, Collection: c.Name, Seq: seq,
+		Version: cur.Version + 1, CreatedAt: cur.CreatedAt, UpdatedAt: now, Data: data,
+		EventIDs: d.eventIDs(c, cur.ID)}
+	if err := w.index(ctx, c, rid, cur.ID, d, true); err != nil {
+		return nil, err
+	}
+	return r, w.change(ctx, c, r, runmerge.ChangeUpdated)
+}
+
+func (w *recordTx) delete(ctx context.Context, c *runmerge.Collection, cur *runmerge.Record) error {
+	seq, now, err := w.clock(ctx)
+	if err != nil {
+		return err
+	}
+	var rid int64
+	err = w.tx.QueryRowContext(ctx, `UPDATE records SET seq = ?, source_id = NULL, remote_id = NULL,
+		status = NULL, type = NULL, event_id = NULL, data = '{}', raw_data = NULL,
+		version = version + 1, updated_at = ?, deleted_at = ?
+		WHERE id = ? RETURNING rid`, seq, formatTime(now), formatTime(now), cur.ID).Scan(&rid)
+	if err != nil {
+		return wrapErr(err, "delete %s %s", c.Name, cur.ID)
+	}
+	if err := w.unindex(ctx, rid, cur.ID); err != nil {
+		return err
+	}
+	tomb := &runmerge.Record{ID: cur.ID, TenantID: w.tenantID, Collection: c.Name, Seq: seq,
+		Version: cur.Version + 1, CreatedAt: cur.CreatedAt, UpdatedAt: now, DeletedAt: &now,
+		EventIDs: cur.EventIDs}
+	return w.change(ctx, c, tomb, runmerge.ChangeDeleted)
+}
+
+// upsert replaces the record with d's sourceId and remoteId pair, or
+// creates one.
+func (w *recordTx) upsert(ctx context.Context, p *runmerge.Principal, c *runmerge.Collection, d *draft, prefix string) (*runmerge.Record, error) {
+	var cur *runmerge.Record
+	if d.index.SourceID != "" && d.index.RemoteID != "" {
+		var id, coll string
+		err := w.tx.QueryRowContext(ctx, `SELECT id, collection FROM records
+			WHERE source_id = ? AND remote_id = ?`, d.index.SourceID, d.index.RemoteID).Scan(&id, &coll)
+		switch {
+		case err == nil && coll != c.Name:
+			e := sourceConflict(d)
+			e.Fields[0].Pointer = prefix + "/remoteId"
+			return nil, e
+		case err == nil:
+			if cur, err = getRecord(ctx, w.tx, w.tenantID, c.Name, id, false); err != nil {
+				return nil, err
+			}
+		case !errors.Is(err, sql.ErrNoRows):
+			return nil, fmt.Errorf("find %s by source: %w", c.Name, err)
+		}
+	}
+	if err := w.checkLinks(ctx, d, prefix); err != nil {
+		return nil, err
+	}
+	if cur == nil {
+		id := uuid.Must(uuid.NewV7()).String()
+		if err := runmerge.Authorize(p, runmerge.ActionRecordCreate,
+			runmerge.Target{TenantID: w.tenantID, Collection: c.Name, EventIDs: d.eventIDs(c, id)}); err != nil {
+			return nil, err
+		}
+		return w.insert(ctx, c, id, d)
+	}
+	if err := runmerge.Authorize(p, runmerge.ActionRecordUpdate, target(w.tenantID, c, cur)); err != nil {
+		return nil, err
+	}
+	if p.Role == runmerge.RoleEventManager {
+		if err := runmerge.Authorize(p, runmerge.ActionRecordUpdate,
+			runmerge.Target{TenantID: w.tenantID, Collection: c.Name, EventIDs: d.eventIDs(c, cur.ID)}); err != nil {
+			return nil, runmerge.Errorf(runmerge.EFORBIDDEN, "an event manager may not link a record to events outside its reach")
+		}
+	}
+	return w.update(ctx, c, cur, d)
+}
+
+// index writes a record's links and search text, replacing old ones.
+func (w *recordTx) index(ctx context.Context, c *runmerge.Collection, rid int64, id string, d *draft, replace bool) error {
+	if replace {
+		if err := w.unindex(ctx, rid, id); err != nil {
+			return err
+		}
+	}
+	type link struct{ coll, id string }
+	var links []link
+	if d.index.EventID != "" {
+		links = append(links, link{runmerge.CollectionEvents, d.index.EventID})
+	}
+	for key, ids := range d.index.Links {
+		coll := runmerge.RelationshipCollection(key)
+		for _, other := range ids {
+			links = append(links, link{coll, other})
+		}
+	}
+	sort.Slice(links, func(i, j int) bool { return links[i].coll+links[i].id < links[j].coll+links[j].id })
+	for _, l := range links {
+		_, err := w.tx.ExecContext(ctx, `INSERT OR IGNORE INTO links (a_id, b_coll, b_id, owner_id)
+			VALUES (?, ?, ?, ?), (?, ?, ?, ?)`, id, l.coll, l.id, id, l.id, c.Name, id, id)
+		if err != nil {
+			return wrapErr(err, "link %s %s", c.Name, id)
+		}
+	}
+	if d.index.SearchText != "" {
+		if _, err := w.tx.ExecContext(ctx, `INSERT INTO records_fts (rowid, text) VALUES (?, ?)`,
+			rid, d.index.SearchText); err != nil {
+			return wrapErr(err, "index %s %s", c.Name, id)
+		}
+	}
+	return nil
+}
+
+// unindex removes the links a record declared and its search text.
+func (w *recordTx) unindex(ctx context.Context, rid int64, id string) error {
+	if _, err := w.tx.ExecContext(ctx, `DELETE FROM links WHERE owner_id = ?`, id); err != nil {
+		return wrapErr(err, "unlink %s", id)
+	}
+	if _, err := w.tx.ExecContext(ctx, `DELETE FROM records_fts WHERE rowid = ?`, rid); err != nil {
+		return wrapErr(err, "unindex %s", id)
+	}
+	return nil
+}
+
+// change appends the change event for r to the outbox.
+func (w *recordTx) change(ctx context.Context, c *runmerge.Collection, r *runmerge.Record, op string) error {
+	eventIDs, err := json.Marshal(nonNil(r.EventIDs))
+	if err != nil {
+		return err
+	}
+	_, err = w.tx.ExecContext(ctx, `INSERT INTO changes (id, event_type, record_id, event_ids, at, data)
+		VALUES (?, ?, ?, ?, ?, ?)`,
+		uuid.Must(uuid.NewV7()).String(), c.Kind+"."+op, r.ID, string(eventIDs),
+		formatTime(r.UpdatedAt), string(r.AppendJSON(nil, false)))
+	return wrapErr(err, "record change of %s %s", c.Name, r.ID)
+}
+
+// encodeDraft encodes a draft's fields and sourceRawData for storage.
+func encodeDraft(d *draft) (json.RawMessage, any, error) {
+	data, err := json.Marshal(d.doc)
+	if err != nil {
+		return nil, nil, fmt.Errorf("encode record: %w", err)
+	}
+	if d.raw == nil {
+		return data, nil, nil
+	}
+	raw, err := json.Marshal(d.raw)
+	if err != nil {
+		return nil, nil, fmt.Errorf("encode record raw data: %w", err)
+	}
+	return data, string(raw), nil
+}
+
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// SavedResponseFor returns the saved response to the idempotent request
+// (keyID, key), or nil when there is none younger than 24 hours.
+func (db *DB) SavedResponseFor(ctx context.Context, keyID, key string) (*SavedResponse, error) {
+	var s SavedResponse
+	var headers string
+	err := db.r.QueryRowContext(ctx, `SELECT request_hash, status, headers, body FROM idempotency
+		WHERE key_id = ? AND idem_key = ? AND created_at > ?`,
+		keyID, key, formatTime(runmerge.Now().Add(-24*time.Hour))).Scan(&s.RequestHash, &s.Status, &headers, &s.Body)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("read idempotent response: %w", err)
+	}
+	if err := json.Unmarshal([]byte(headers), &s.Headers); err != nil {
+		return nil, fmt.Errorf("read idempotent response headers: %w", err)
+	}
+	return &s, nil
+}
+
+func saveResponse(ctx context.Context, tx *sql.Tx, idem *Idempotency, resp SavedResponse) error {
+	headers, err := json.Marshal(resp.Headers)
+	if err != nil {
+		return err
+	}
+	// An expired entry for the same key is replaced.
+	_, err = tx.ExecContext(ctx, `INSERT OR REPLACE INTO idempotency
+		(key_id, idem_key, request_hash, status, headers, body, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		idem.KeyID, idem.Key, idem.RequestHash, resp.Status, string(headers), resp.Body,
+		formatTime(runmerge.Now()))
+	return wrapErr(err, "save idempotent response")
+}
