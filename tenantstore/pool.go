@@ -23,6 +23,10 @@ type PoolConfig struct {
 	IdleTimeout time.Duration // a tenant unused this long is closed; 0 never
 	Options     Options
 	Logger      *slog.Logger
+
+	// OnChange, when set, is called after every commit that changed records
+	// of a tenant's collection, on the committing request's goroutine.
+	OnChange func(tenantID, collection string)
 }
 
 // Pool holds tenant files open, up to MaxOpen of them, closing the least
@@ -240,7 +244,7 @@ func (p *Pool) open(ctx context.Context, id string, create bool, c *openCall, wa
 	p.stats.misses.Add(1)
 	p.stats.waitNanos.Add(int64(waited))
 	start := time.Now()
-	db, err := openTenant(context.WithoutCancel(ctx), id, p.Path(id), p.cfg.Options, create)
+	db, err := openTenant(context.WithoutCancel(ctx), id, p.Path(id), p.cfg.Options, create, p.cfg.OnChange)
 	p.stats.openNanos.Add(int64(time.Since(start)))
 
 	p.mu.Lock()

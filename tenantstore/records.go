@@ -319,6 +319,7 @@ func (db *DB) CreateRecord(ctx context.Context, p *runmerge.Principal, c *runmer
 	if err != nil {
 		return nil, err
 	}
+	db.changed(c.Name)
 	return rec, nil
 }
 
@@ -365,6 +366,7 @@ func (db *DB) UpdateRecord(ctx context.Context, p *runmerge.Principal, c *runmer
 	if err != nil {
 		return nil, err
 	}
+	db.changed(c.Name)
 	return rec, nil
 }
 
@@ -400,7 +402,7 @@ func decodeDocument(b []byte) (map[string]any, error) {
 
 // DeleteRecord turns record id of c into a tombstone.
 func (db *DB) DeleteRecord(ctx context.Context, p *runmerge.Principal, c *runmerge.Collection, id string, ifMatch *int64) error {
-	return db.Write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err := db.Write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		w := &recordTx{tx: tx, tenantID: db.id}
 		cur, err := getRecord(ctx, tx, db.id, c.Name, id, false)
 		if err != nil {
@@ -414,6 +416,10 @@ func (db *DB) DeleteRecord(ctx context.Context, p *runmerge.Principal, c *runmer
 		}
 		return w.delete(ctx, c, cur)
 	})
+	if err == nil {
+		db.changed(c.Name)
+	}
+	return err
 }
 
 // BulkUpsert stores records of c in one transaction, all or nothing: a
@@ -460,6 +466,7 @@ func (db *DB) BulkUpsert(ctx context.Context, p *runmerge.Principal, c *runmerge
 	if err != nil {
 		return nil, err
 	}
+	db.changed(c.Name)
 	return out, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/runmerge/runmerge"
@@ -26,6 +27,14 @@ type Store struct {
 	Catalog *Catalog
 	Pool    *Pool
 	log     *slog.Logger
+
+	// marked holds "tenant/collection" pairs known to be recorded in the
+	// catalog's tenant_collections, so that only the first change of a
+	// collection in a tenant costs a catalog write.
+	marked sync.Map
+
+	mu          sync.RWMutex
+	subscribers []func(tenantID string)
 }
 
 // Open opens the data directory, creating and migrating what is missing.
@@ -37,18 +46,48 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	pool, err := NewPool(PoolConfig{
+	s := &Store{Catalog: cat, log: cfg.Logger}
+	s.Pool, err = NewPool(PoolConfig{
 		Dir:         filepath.Join(cfg.DataDir, "tenants"),
 		MaxOpen:     cfg.MaxOpen,
 		IdleTimeout: cfg.IdleTimeout,
 		Options:     cfg.Options,
 		Logger:      cfg.Logger,
+		OnChange:    s.recordsChanged,
 	})
 	if err != nil {
 		cat.Close()
 		return nil, err
 	}
-	return &Store{Catalog: cat, Pool: pool, log: cfg.Logger}, nil
+	return s, nil
+}
+
+// Subscribe registers fn to be called, on the committing goroutine, after
+// every commit that changed a tenant's records. fn must return quickly.
+func (s *Store) Subscribe(fn func(tenantID string)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.subscribers = append(s.subscribers, fn)
+}
+
+// recordsChanged is told of every commit that changed records.
+func (s *Store) recordsChanged(tenantID, collection string) {
+	pair := tenantID + "/" + collection
+	if _, ok := s.marked.Load(pair); !ok {
+		// The catalog must know before the writer is answered, or a list
+		// across tenants right after might skip this tenant.
+		if err := s.Catalog.MarkTenantCollection(context.Background(), tenantID, collection); err != nil {
+			s.log.Error("record tenant collection", "tenant", tenantID, "collection", collection, "error", err)
+		} else {
+			s.marked.Store(pair, true)
+		}
+	}
+	s.mu.RLock()
+	subs := s.subscribers
+	s.mu.RUnlock()
+	for _, fn := range subs {
+		fn(tenantID)
+	}
 }
 
 // Close closes every tenant file and then the catalog, reporting every
@@ -91,6 +130,9 @@ func (s *Store) DeleteTenant(ctx context.Context, id string) error {
 		return fmt.Errorf("delete tenant %s: %w", id, err)
 	}
 	defer unlock()
+	for _, c := range runmerge.CollectionNames {
+		s.marked.Delete(id + "/" + c)
+	}
 	if err := removeTenantFiles(s.Pool.Path(id)); err != nil {
 		return fmt.Errorf("delete tenant %s: %w", id, err)
 	}

@@ -20,6 +20,10 @@ type DB struct {
 	w    *sql.DB
 	r    *sql.DB
 
+	// onChange, when set, is told after every commit that changed records
+	// of a collection.
+	onChange func(tenantID, collection string)
+
 	mu         sync.Mutex
 	queue      []*writeOp
 	committing bool
@@ -40,7 +44,7 @@ func (db *DB) ID() string { return db.id }
 // openTenant opens the tenant file at path, migrating it to the current
 // schema. With create it makes the file when it does not exist; without, a
 // missing file is an error that isNoFile recognises.
-func openTenant(ctx context.Context, id, path string, o Options, create bool) (*DB, error) {
+func openTenant(ctx context.Context, id, path string, o Options, create bool, onChange func(string, string)) (*DB, error) {
 	mode := modeWrite
 	if create {
 		mode = modeCreate
@@ -61,10 +65,17 @@ func openTenant(ctx context.Context, id, path string, o Options, create bool) (*
 		w.Close()
 		return nil, err
 	}
-	return &DB{id: id, path: path, w: w, r: r}, nil
+	return &DB{id: id, path: path, w: w, r: r, onChange: onChange}, nil
 }
 
 var errNoFile = errors.New("tenant file does not exist")
+
+// changed reports a committed change to collection.
+func (db *DB) changed(collection string) {
+	if db.onChange != nil {
+		db.onChange(db.id, collection)
+	}
+}
 
 // Write runs fn in a write transaction and returns once the transaction that
 // holds fn's changes has committed, or fn has failed and its changes have

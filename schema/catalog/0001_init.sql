@@ -31,3 +31,13 @@ CREATE TABLE keys (
 ) STRICT;
 
 CREATE INDEX keys_tenant_id ON keys (tenant_id);
+
+-- The collections in which each tenant has ever had a record, so that a
+-- list across tenants opens only the files that may hold matches.
+CREATE TABLE tenant_collections (
+	tenant_id  TEXT NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+	collection TEXT NOT NULL,
+	PRIMARY KEY (collection, tenant_id)
+) STRICT, WITHOUT ROWID;
+
+CREATE INDEX tenant_collections_tenant_id ON tenant_collections (tenant_id);
