@@ -186,9 +186,9 @@ var relationships = []struct{ key, collection string }{
 }
 
 // RelationshipKeys returns the keys of a record's relationships object, in
-// the order of the collections they link to: linkedEventIds,
-// linkedSessionIds, linkedPersonIds, linkedExhibitorIds, linkedSponsorIds,
-// linkedTicketIds and linkedResourceIds.
+// the order API.md lists them: linkedEventIds, linkedSessionIds,
+// linkedPersonIds, linkedExhibitorIds, linkedSponsorIds, linkedTicketIds and
+// linkedResourceIds.
 func RelationshipKeys() []string {
 	keys := make([]string, len(relationships))
 	for i, r := range relationships {
@@ -389,6 +389,50 @@ var collections = []*Collection{
 		{Name: "fileSize", Type: TypeInteger, Min: minimum(0)},
 		{Name: "accessLevel", Type: TypeString},
 	}},
+}
+
+// NormalizeTimes rewrites, in place, every datetime value of doc that c's
+// fields describe, at any depth, in the server's time format (UTC,
+// milliseconds; see FormatTime), so that a record shows its times as the
+// server writes its own. Call it after Validate: values that are not valid
+// date-times are left as they are.
+func (c *Collection) NormalizeTimes(doc map[string]any) {
+	normalizeObject(c.Fields, doc)
+	normalizeObject(commonFields, doc)
+}
+
+func normalizeObject(fields []Field, obj map[string]any) {
+	for i := range fields {
+		if v, ok := obj[fields[i].Name]; ok && v != nil {
+			obj[fields[i].Name] = normalizeValue(&fields[i], v)
+		}
+	}
+}
+
+// normalizeValue returns value, a value of field f, with its date-times in
+// the server's format.
+func normalizeValue(f *Field, value any) any {
+	switch f.Type {
+	case TypeDatetime:
+		if s, ok := value.(string); ok {
+			if t, ok := parseDatetime(s); ok {
+				return FormatTime(t)
+			}
+		}
+	case TypeObject:
+		if obj, ok := value.(map[string]any); ok && f.Fields != nil {
+			normalizeObject(f.Fields, obj)
+		}
+	case TypeArray:
+		if items, ok := value.([]any); ok && f.Items != nil {
+			for i, item := range items {
+				if item != nil {
+					items[i] = normalizeValue(f.Items, item)
+				}
+			}
+		}
+	}
+	return value
 }
 
 // Index is what storage copies out of a record into columns, so that lists

@@ -428,14 +428,20 @@ func validFormat(format, s string) bool {
 // parseDatetime parses an RFC 3339 date-time, such as 2026-05-01T09:00:00Z or
 // 2026-05-01T11:00:00.250+02:00.
 func parseDatetime(s string) (time.Time, bool) {
-	// time.Parse takes a few forms RFC 3339 does not, such as a one-digit
-	// hour; the length and separators rule those out.
+	// time.Parse takes a few forms RFC 3339 does not: a one-digit hour, a
+	// comma before the fraction, an offset of 24 hours or more.
 	if len(s) < len("2006-01-02T15:04:05Z") || len(s) > 64 || s[10] != 'T' ||
-		s[13] != ':' || s[16] != ':' {
+		s[13] != ':' || s[16] != ':' || strings.IndexByte(s, ',') >= 0 {
 		return time.Time{}, false
 	}
 	t, err := time.Parse(time.RFC3339Nano, s)
-	return t, err == nil
+	if err != nil {
+		return time.Time{}, false
+	}
+	if _, offset := t.Zone(); offset <= -24*3600 || offset >= 24*3600 {
+		return time.Time{}, false
+	}
+	return t, true
 }
 
 // validDate reports whether s is an RFC 3339 full-date or date-time.
