@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -136,6 +138,7 @@ func loadConfig(file string, flags map[string]*pflag.Flag) (*Config, error) {
 		dc.ErrorUnused = false
 		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(
 			durationHook,
+			scalarHook,
 			mapstructure.StringToSliceHookFunc(","),
 		)
 	})
@@ -152,14 +155,32 @@ func loadConfig(file string, flags map[string]*pflag.Flag) (*Config, error) {
 }
 
 // checkKnownKeys refuses a config file that sets a key Runmerge does not
-// have, which is almost always a typo that would otherwise be ignored.
+// have, which is almost always a typo that would otherwise be ignored. A
+// section left empty (every key under it commented out) is fine.
 func checkKnownKeys(v *viper.Viper) error {
 	for _, k := range v.AllKeys() {
-		if _, ok := defaults[k]; !ok {
-			return fmt.Errorf("invalid config: unknown key %q", k)
+		if _, ok := defaults[k]; ok {
+			continue
 		}
+		if isSection(k) {
+			if _, ok := v.Get(k).(map[string]any); ok {
+				continue
+			}
+			return fmt.Errorf("invalid config: %s: must be a section of keys, not a value", k)
+		}
+		return fmt.Errorf("invalid config: unknown key %q", k)
 	}
 	return nil
+}
+
+// isSection reports whether name is a section of keys, such as "pool".
+func isSection(name string) bool {
+	for k := range defaults {
+		if strings.HasPrefix(k, name+".") {
+			return true
+		}
+	}
+	return false
 }
 
 // durationHook decodes durations from strings, naming the bad value.
@@ -180,10 +201,40 @@ func durationHook(from, to reflect.Type, data any) (any, error) {
 	return data, nil
 }
 
-// decodeErrorText trims the decoder's wording down to "key: problem" lines.
+// scalarHook decodes numbers and booleans given as strings (as every
+// environment variable and flag is), naming the bad value in plain words.
+func scalarHook(from, to reflect.Type, data any) (any, error) {
+	s, ok := data.(string)
+	if !ok {
+		return data, nil
+	}
+	s = strings.TrimSpace(s)
+	switch to.Kind() {
+	case reflect.Int, reflect.Int64:
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a whole number", s)
+		}
+		return n, nil
+	case reflect.Bool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not true or false", s)
+		}
+		return b, nil
+	}
+	return data, nil
+}
+
+// decoderKey is how the decoder names a key: 'pool.max_open'.
+var decoderKey = regexp.MustCompile(`'([a-z0-9_.]+)' `)
+
+// decodeErrorText trims the decoder's wording down to "key: problem" lines,
+// the form validate uses too.
 func decodeErrorText(err error) string {
 	msg := err.Error()
 	msg = strings.TrimPrefix(msg, "decoding failed due to the following error(s):\n\n")
+	msg = decoderKey.ReplaceAllString(msg, "$1: ")
 	return strings.ReplaceAll(msg, "\n", "; ")
 }
 

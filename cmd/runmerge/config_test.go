@@ -1,0 +1,311 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+)
+
+// configKeys gives, for every key, three valid values unlike each other and
+// unlike the default (one for the file, one for the environment, one for a
+// flag) and how to read the key back from a Config.
+var configKeys = []struct {
+	key     string
+	file    string
+	env     string
+	flag    string
+	current func(*Config) string
+}{
+	{"data_dir", "d-file", "d-env", "d-flag", func(c *Config) string { return filepath.Base(c.DataDir) }},
+	{"server.addr", "127.0.0.1:7001", "127.0.0.1:7002", "127.0.0.1:7003",
+		func(c *Config) string { return c.Server.Addr }},
+	{"server.read_header_timeout", "1s", "2s", "3s",
+		func(c *Config) string { return c.Server.ReadHeaderTimeout.String() }},
+	{"server.read_timeout", "1m0s", "2m0s", "3m0s", func(c *Config) string { return c.Server.ReadTimeout.String() }},
+	{"server.idle_timeout", "1s", "2s", "3s", func(c *Config) string { return c.Server.IdleTimeout.String() }},
+	{"server.shutdown_timeout", "1s", "2s", "3s",
+		func(c *Config) string { return c.Server.ShutdownTimeout.String() }},
+	{"log.level", "debug", "warn", "error", func(c *Config) string { return c.Log.Level }},
+	{"log.format", "json", "text", "json", func(c *Config) string { return c.Log.Format }},
+	{"pool.max_open", "7", "8", "9", func(c *Config) string { return fmt.Sprint(c.Pool.MaxOpen) }},
+	{"pool.idle_timeout", "0s", "1h0m0s", "2h0m0s", func(c *Config) string { return c.Pool.IdleTimeout.String() }},
+	{"pool.readers", "1", "3", "4", func(c *Config) string { return fmt.Sprint(c.Pool.Readers) }},
+	{"sqlite.synchronous", "FULL", "OFF", "EXTRA", func(c *Config) string { return c.SQLite.Synchronous }},
+	{"sqlite.busy_timeout", "1s", "2s", "3s", func(c *Config) string { return c.SQLite.BusyTimeout.String() }},
+	{"sqlite.cache_kib", "64", "65", "66", func(c *Config) string { return fmt.Sprint(c.SQLite.CacheKiB) }},
+	{"auth.root_key", strings.Repeat("f", 32), strings.Repeat("e", 40), strings.Repeat("g", 33),
+		func(c *Config) string { return c.Auth.RootKey }},
+	{"limits.max_body_bytes", "2048", "4096", "8192", func(c *Config) string { return fmt.Sprint(c.Limits.MaxBodyBytes) }},
+	{"limits.max_import_bytes", "2048", "4096", "8192",
+		func(c *Config) string { return fmt.Sprint(c.Limits.MaxImportBytes) }},
+	{"metrics.enabled", "false", "true", "false", func(c *Config) string { return fmt.Sprint(c.Metrics.Enabled) }},
+}
+
+// TestConfigPrecedence sets every key at each level in turn and checks that
+// a flag beats the environment, which beats the file, which beats the
+// default.
+func TestConfigPrecedence(t *testing.T) {
+	t.Chdir(t.TempDir()) // no ./config.yaml
+	clearEnv(t)
+
+	var keys []string
+	for _, k := range configKeys {
+		keys = append(keys, k.key)
+	}
+	if want := sortedDefaultKeys(); !slices.Equal(slices.Sorted(slices.Values(keys)), want) {
+		t.Fatalf("the test covers keys %v; the program has %v", keys, want)
+	}
+
+	for _, k := range configKeys {
+		t.Run(k.key, func(t *testing.T) {
+			def := mustLoad(t, "", nil)
+			if got, want := k.current(def), defaultText(k.key); got != want {
+				t.Errorf("default %q, want %q", got, want)
+			}
+
+			file := writeYAML(t, map[string]string{k.key: k.file})
+			if got := k.current(mustLoad(t, file, nil)); got != k.file {
+				t.Errorf("file sets %q, got %q", k.file, got)
+			}
+
+			t.Setenv(envName(k.key), k.env)
+			if got := k.current(mustLoad(t, file, nil)); got != k.env {
+				t.Errorf("file %q, env %s=%q: got %q, want the env's", k.file, envName(k.key), k.env, got)
+			}
+			if got := k.current(mustLoad(t, "", nil)); got != k.env {
+				t.Errorf("env %s=%q alone: got %q", envName(k.key), k.env, got)
+			}
+
+			flags := flagFor(t, k.key, k.flag)
+			if got := k.current(mustLoad(t, file, flags)); got != k.flag {
+				t.Errorf("file %q, env %q, flag %q: got %q, want the flag's", k.file, k.env, k.flag, got)
+			}
+		})
+	}
+}
+
+// TestConfigFileListsEveryKey checks that config.yaml at the root of the
+// repository lists every key with its built-in default, as it promises.
+func TestConfigFileListsEveryKey(t *testing.T) {
+	clearEnv(t)
+	path, err := filepath.Abs("../../config.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := viper.New()
+	v.SetConfigFile(path)
+	if err := v.ReadInConfig(); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range sortedDefaultKeys() {
+		if !v.InConfig(k) {
+			t.Errorf("config.yaml does not list %s", k)
+		}
+	}
+
+	t.Chdir(t.TempDir())
+	fromFile := mustLoad(t, path, nil)
+	builtIn := mustLoad(t, "", nil)
+	if !reflect.DeepEqual(fromFile, builtIn) {
+		t.Errorf("config.yaml gives\n%+v\nthe built-in defaults are\n%+v", fromFile, builtIn)
+	}
+}
+
+// TestConfigReadsWorkingDirectory checks that ./config.yaml is read when no
+// --config is given, and that a section whose keys are all commented out is
+// accepted.
+func TestConfigReadsWorkingDirectory(t *testing.T) {
+	clearEnv(t)
+	dir := t.TempDir()
+	t.Chdir(dir)
+	yaml := "pool:\n  max_open: 3\nserver:\n  # addr: 0.0.0.0:80\nlog:\n"
+	if err := os.WriteFile("config.yaml", []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := mustLoad(t, "", nil)
+	if cfg.Pool.MaxOpen != 3 {
+		t.Errorf("pool.max_open %d, want 3 from ./config.yaml", cfg.Pool.MaxOpen)
+	}
+	if cfg.Server.Addr != "127.0.0.1:8080" {
+		t.Errorf("server.addr %q, want the default", cfg.Server.Addr)
+	}
+	if want := filepath.Join(dir, "data"); cfg.DataDir != want {
+		if real, _ := filepath.EvalSymlinks(dir); cfg.DataDir != filepath.Join(real, "data") {
+			t.Errorf("data_dir %q, want %q", cfg.DataDir, want)
+		}
+	}
+}
+
+// TestConfigRejectsBadValues checks that each bad value stops loading with
+// one line that names the key.
+func TestConfigRejectsBadValues(t *testing.T) {
+	t.Chdir(t.TempDir())
+	clearEnv(t)
+
+	tests := []struct {
+		name string
+		env  map[string]string
+		file string // YAML
+		flag [2]string
+		key  string // the key the error must name
+	}{
+		{name: "negative pool size", env: map[string]string{"RUNMERGE_POOL_MAX_OPEN": "-1"}, key: "pool.max_open:"},
+		{name: "zero pool size", env: map[string]string{"RUNMERGE_POOL_MAX_OPEN": "0"}, key: "pool.max_open:"},
+		{name: "pool size not a number", env: map[string]string{"RUNMERGE_POOL_MAX_OPEN": "lots"},
+			key: "pool.max_open:"},
+		{name: "negative pool size in the file", file: "pool:\n  max_open: -5\n", key: "pool.max_open:"},
+		{name: "negative pool size as a flag", flag: [2]string{"pool.max_open", "-2"}, key: "pool.max_open:"},
+		{name: "unparsable duration", env: map[string]string{"RUNMERGE_SERVER_READ_TIMEOUT": "soon"},
+			key: "server.read_timeout:"},
+		{name: "duration without a unit", file: "server:\n  shutdown_timeout: 30\n", key: "server.shutdown_timeout:"},
+		{name: "zero duration", env: map[string]string{"RUNMERGE_SQLITE_BUSY_TIMEOUT": "0s"},
+			key: "sqlite.busy_timeout:"},
+		{name: "negative idle timeout", env: map[string]string{"RUNMERGE_POOL_IDLE_TIMEOUT": "-1s"},
+			key: "pool.idle_timeout:"},
+		{name: "unknown log level", env: map[string]string{"RUNMERGE_LOG_LEVEL": "loud"}, key: "log.level:"},
+		{name: "unknown log format", file: "log:\n  format: xml\n", key: "log.format:"},
+		{name: "unknown synchronous", env: map[string]string{"RUNMERGE_SQLITE_SYNCHRONOUS": "SOMETIMES"},
+			key: "sqlite.synchronous:"},
+		{name: "short root key", env: map[string]string{"RUNMERGE_AUTH_ROOT_KEY": "hunter2"}, key: "auth.root_key:"},
+		{name: "tiny body limit", env: map[string]string{"RUNMERGE_LIMITS_MAX_BODY_BYTES": "10"},
+			key: "limits.max_body_bytes:"},
+		{name: "boolean not a boolean", env: map[string]string{"RUNMERGE_METRICS_ENABLED": "maybe"},
+			key: "metrics.enabled:"},
+		{name: "too many readers", file: "pool:\n  readers: 65\n", key: "pool.readers:"},
+		{name: "empty address", flag: [2]string{"server.addr", ""}, key: "server.addr:"},
+		{name: "unknown key in the file", file: "server:\n  adr: 0.0.0.0:80\n", key: `"server.adr"`},
+		{name: "unknown section in the file", file: "webhook:\n  url: x\n", key: `"webhook.url"`},
+		{name: "value where a section belongs", file: "pool: 5\n", key: "pool:"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			file := ""
+			if tt.file != "" {
+				file = filepath.Join(t.TempDir(), "config.yaml")
+				if err := os.WriteFile(file, []byte(tt.file), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var flags map[string]*pflag.Flag
+			if tt.flag[0] != "" {
+				flags = flagFor(t, tt.flag[0], tt.flag[1])
+			}
+			cfg, err := loadConfig(file, flags)
+			if err == nil {
+				t.Fatalf("loaded %+v, want an error naming %s", cfg, tt.key)
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, tt.key) {
+				t.Errorf("error %q does not name %s", msg, tt.key)
+			}
+			if strings.Contains(msg, "\n") {
+				t.Errorf("error is more than one line: %q", msg)
+			}
+		})
+	}
+}
+
+// TestConfigFileErrors checks that a config file that cannot be used is
+// reported with its name.
+func TestConfigFileErrors(t *testing.T) {
+	clearEnv(t)
+	dir := t.TempDir()
+	broken := filepath.Join(dir, "broken.yaml")
+	os.WriteFile(broken, []byte("pool: [\n"), 0o600)
+
+	for _, file := range []string{filepath.Join(dir, "missing.yaml"), broken} {
+		_, err := loadConfig(file, nil)
+		if err == nil || !strings.Contains(err.Error(), file) {
+			t.Errorf("config %s: error %v, want one naming the file", file, err)
+		}
+	}
+}
+
+func mustLoad(t *testing.T, file string, flags map[string]*pflag.Flag) *Config {
+	t.Helper()
+	cfg, err := loadConfig(file, flags)
+	if err != nil {
+		t.Fatalf("load config: %v", err)
+	}
+	return cfg
+}
+
+// flagFor returns a command-line flag set to value, bound to key.
+func flagFor(t *testing.T, key, value string) map[string]*pflag.Flag {
+	t.Helper()
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	fs.String(key, "", "")
+	if err := fs.Parse([]string{"--" + key + "=" + value}); err != nil {
+		t.Fatal(err)
+	}
+	return map[string]*pflag.Flag{key: fs.Lookup(key)}
+}
+
+// writeYAML writes a config file setting the dotted keys of values.
+func writeYAML(t *testing.T, values map[string]string) string {
+	t.Helper()
+	var b strings.Builder
+	for key, v := range values {
+		section, name, nested := strings.Cut(key, ".")
+		if nested {
+			fmt.Fprintf(&b, "%s:\n  %s: %q\n", section, name, v)
+		} else {
+			fmt.Fprintf(&b, "%s: %q\n", key, v)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// envName is the environment variable of key, as API.md names it.
+func envName(key string) string {
+	return "RUNMERGE_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+}
+
+// clearEnv unsets every RUNMERGE_ variable for the test, so that the
+// environment the tests run in cannot change what they see.
+func clearEnv(t *testing.T) {
+	t.Helper()
+	for _, kv := range os.Environ() {
+		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "RUNMERGE_") {
+			t.Setenv(name, "")
+			os.Unsetenv(name)
+		}
+	}
+}
+
+func sortedDefaultKeys() []string {
+	var keys []string
+	for k := range defaults {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// defaultText is the default of key as the current functions print it.
+func defaultText(key string) string {
+	d := defaults[key]
+	if s, ok := d.(string); ok && strings.HasSuffix(key, "timeout") {
+		dur, err := time.ParseDuration(s)
+		if err != nil {
+			panic(err)
+		}
+		return dur.String()
+	}
+	return fmt.Sprint(d)
+}
