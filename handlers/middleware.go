@@ -1,9 +1,6 @@
 package handlers
 
 import (
-	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -135,7 +132,7 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		if secret == "" {
 			return errUnauthorized
 		}
-		p, err := s.principal(c.Request().Context(), secret)
+		p, err := s.auth.principal(c.Request().Context(), secret)
 		if err != nil {
 			return err
 		}
@@ -156,31 +153,6 @@ func keyFromRequest(r *http.Request) string {
 		return strings.TrimSpace(auth[7:])
 	}
 	return ""
-}
-
-// principal resolves a key secret. The root key from the configuration is
-// compared in constant time; other keys must be well formed (checksum
-// included) before the catalog is asked.
-func (s *Server) principal(ctx context.Context, secret string) (*runmerge.Principal, error) {
-	if s.cfg.RootKey != "" {
-		sum := sha256.Sum256([]byte(secret))
-		if subtle.ConstantTimeCompare(sum[:], s.rootKeyHash[:]) == 1 {
-			return &runmerge.Principal{Role: runmerge.RoleAdmin}, nil
-		}
-	}
-	if !runmerge.WellFormedKeySecret(secret) {
-		return nil, errUnauthorized
-	}
-	k, err := s.store.Catalog.KeyByHash(ctx, runmerge.HashKeySecret(secret))
-	if runmerge.ErrorCode(err) == runmerge.ENOTFOUND {
-		return nil, errUnauthorized
-	} else if err != nil {
-		return nil, err
-	}
-	if !k.Usable(time.Now()) {
-		return nil, errUnauthorized
-	}
-	return &runmerge.Principal{KeyID: k.ID, TenantID: k.TenantID, Role: k.Role, EventIDs: k.EventIDs}, nil
 }
 
 // authorize checks the route's action against target for the request's

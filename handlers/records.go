@@ -82,8 +82,9 @@ var linkParams = map[string]string{
 // ListParameters returns the query parameters a list of c accepts.
 func ListParameters(c *runmerge.Collection) []string {
 	params := append([]string(nil), listParams...)
-	for p := range linkParams {
-		params = append(params, p)
+	for _, key := range runmerge.RelationshipKeys() {
+		// linkedPersonIds → linkedPersonId
+		params = append(params, strings.TrimSuffix(key, "s"))
 	}
 	for _, f := range c.Fields {
 		if f.Filterable {
@@ -95,7 +96,8 @@ func ListParameters(c *runmerge.Collection) []string {
 
 // recordCursor is the position of a page of records.
 type recordCursor struct {
-	Seq int64 `json:"s"`
+	Seq    int64  `json:"s"`
+	Tenant string `json:"t,omitempty"` // lists across tenants: the tenant Seq belongs to
 }
 
 // parseListFilter reads a list's query parameters into a filter.
@@ -213,6 +215,9 @@ func (s *Server) listRecords(c *runmerge.Collection) echo.HandlerFunc {
 		f, err := parseListFilter(q, c)
 		if err != nil {
 			return err
+		}
+		if _, given := q.get("tenantId"); !given && principalOf(ec).Platform() {
+			return s.listAcrossTenants(ec, c, q, f)
 		}
 		l, err := s.tenantFor(ec, q)
 		if err != nil {

@@ -4,11 +4,11 @@ package handlers
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -31,6 +31,11 @@ type Config struct {
 	// RootKey, when set, is a platform admin key given by the operator.
 	RootKey string
 
+	// RatePerKey is each key's sustained request rate per second, with
+	// bursts of RateBurst; 0 means no limit.
+	RatePerKey float64
+	RateBurst  int
+
 	MetricsEnabled bool
 }
 
@@ -42,10 +47,12 @@ type Server struct {
 	echo  *echo.Echo
 	http  *http.Server
 
-	rootKeyHash [sha256.Size]byte
-	ready       atomic.Bool
-	routes      map[string]runmerge.Action // "METHOD /path" → action
-	inflight    inflight
+	auth      *authenticator
+	limiter   *limiter
+	ready     atomic.Bool
+	routes    map[string]runmerge.Action // "METHOD /path" → action
+	inflight  inflight
+	closeOnce sync.Once
 }
 
 // New returns a server over store. It does not listen until Serve.
@@ -57,9 +64,8 @@ func New(cfg Config, store *tenantstore.Store, log *slog.Logger) *Server {
 		echo:   echo.New(),
 		routes: make(map[string]runmerge.Action),
 	}
-	if cfg.RootKey != "" {
-		s.rootKeyHash = sha256.Sum256([]byte(cfg.RootKey))
-	}
+	s.auth = newAuthenticator(store.Catalog, cfg.RootKey, log)
+	s.limiter = newLimiter(cfg.RatePerKey, cfg.RateBurst)
 	s.echo.HideBanner = true
 	s.echo.HidePort = true
 	s.echo.HTTPErrorHandler = s.handleError
@@ -71,6 +77,7 @@ func New(cfg Config, store *tenantstore.Store, log *slog.Logger) *Server {
 		s.accessLog,
 		s.bodyLimit,
 		s.authenticate,
+		s.rateLimit,
 	)
 	s.registerRoutes()
 
@@ -119,6 +126,7 @@ func (s *Server) route(method, path string, action runmerge.Action, h echo.Handl
 func (s *Server) registerRoutes() {
 	s.route(http.MethodGet, "/healthz", runmerge.ActionPublic, s.healthz)
 	s.route(http.MethodGet, "/readyz", runmerge.ActionPublic, s.readyz)
+	s.route(http.MethodGet, "/v1/openapi.json", runmerge.ActionPublic, s.openAPIHandler())
 
 	s.route(http.MethodPost, "/v1/tenants", runmerge.ActionTenantCreate, s.createTenant)
 	s.route(http.MethodGet, "/v1/tenants", runmerge.ActionTenantRead, s.listTenants)
@@ -126,6 +134,7 @@ func (s *Server) registerRoutes() {
 	s.route(http.MethodPatch, "/v1/tenants/:id", runmerge.ActionTenantUpdate, s.updateTenant)
 	s.route(http.MethodDelete, "/v1/tenants/:id", runmerge.ActionTenantDelete, s.deleteTenant)
 
+	s.registerKeyRoutes()
 	s.registerRecordRoutes()
 }
 
@@ -144,5 +153,13 @@ func (s *Server) Serve(ln net.Listener) error {
 // waits for requests in flight to finish or ctx to end.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.ready.Store(false)
-	return s.http.Shutdown(ctx)
+	err := s.http.Shutdown(ctx)
+	s.Close()
+	return err
+}
+
+// Close stops the server's background work. Shutdown calls it; a server
+// used only through Handler (in tests) must call it itself.
+func (s *Server) Close() {
+	s.closeOnce.Do(s.auth.close)
 }

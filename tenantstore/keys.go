@@ -90,18 +90,37 @@ func (c *Catalog) TouchKeys(ctx context.Context, used map[string]time.Time) erro
 	return wrapErr(tx.Commit(), "touch keys")
 }
 
-// DataVersion returns a number that changes whenever another connection,
-// in this process or another, commits a change to the catalog. Caches of
-// catalog rows use it to notice changes made by the CLI.
-func (c *Catalog) DataVersion(ctx context.Context, conn *sql.Conn) (int64, error) {
-	var v int64
-	err := conn.QueryRowContext(ctx, `PRAGMA data_version`).Scan(&v)
-	return v, err
-}
-
-// Conn returns a dedicated read connection to the catalog; close it after.
-func (c *Catalog) Conn(ctx context.Context) (*sql.Conn, error) {
-	return c.r.Conn(ctx)
+// Watch calls changed each time the catalog has changed since the last
+// poll, whether the change came from this process or another (the CLI
+// revoking a key, say), until ctx ends. It polls PRAGMA data_version on a
+// connection of its own every interval.
+func (c *Catalog) Watch(ctx context.Context, every time.Duration, changed func()) error {
+	conn, err := c.r.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("watch catalog: %w", err)
+	}
+	defer conn.Close()
+	last := int64(-1)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		var v int64
+		if err := conn.QueryRowContext(ctx, `PRAGMA data_version`).Scan(&v); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("watch catalog: %w", err)
+		}
+		if last >= 0 && v != last {
+			changed()
+		}
+		last = v
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
 }
 
 // MarkTenantCollection records that tenant has records in collection.

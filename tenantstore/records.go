@@ -259,6 +259,7 @@ func prepare(c *runmerge.Collection, body map[string]any, prefix string, create 
 	if err := c.Validate(body, prefix); err != nil {
 		return nil, err
 	}
+	c.NormalizeTimes(body)
 	d := &draft{doc: make(map[string]any, len(body)), index: c.Index(body)}
 	for k, v := range body {
 		if k == "sourceRawData" {
@@ -781,4 +782,21 @@ func saveResponse(ctx context.Context, tx *sql.Tx, idem *Idempotency, resp Saved
 		idem.KeyID, idem.Key, idem.RequestHash, resp.Status, string(headers), resp.Body,
 		formatTime(runmerge.Now()))
 	return wrapErr(err, "save idempotent response")
+}
+
+// MissingEvents returns the indexes in ids of those that name no live event.
+func (db *DB) MissingEvents(ctx context.Context, ids []string) ([]int, error) {
+	var missing []int
+	for i, id := range ids {
+		var n int
+		err := db.r.QueryRowContext(ctx, `SELECT count(*) FROM records
+			WHERE id = ? AND collection = 'events' AND deleted_at IS NULL`, id).Scan(&n)
+		if err != nil {
+			return nil, fmt.Errorf("check events: %w", err)
+		}
+		if n == 0 {
+			missing = append(missing, i)
+		}
+	}
+	return missing, nil
 }

@@ -70,8 +70,10 @@ type AuthConfig struct {
 
 // LimitsConfig bounds what clients may send.
 type LimitsConfig struct {
-	MaxBodyBytes   int64 `mapstructure:"max_body_bytes"`
-	MaxImportBytes int64 `mapstructure:"max_import_bytes"`
+	MaxBodyBytes   int64   `mapstructure:"max_body_bytes"`
+	MaxImportBytes int64   `mapstructure:"max_import_bytes"`
+	RatePerKey     float64 `mapstructure:"rate_per_key"`
+	RateBurst      int     `mapstructure:"rate_burst"`
 }
 
 // MetricsConfig is the Prometheus endpoint.
@@ -99,6 +101,8 @@ var defaults = map[string]any{
 	"auth.root_key":              "",
 	"limits.max_body_bytes":      1 << 20,
 	"limits.max_import_bytes":    1 << 30,
+	"limits.rate_per_key":        1000,
+	"limits.rate_burst":          2000,
 	"metrics.enabled":            true,
 }
 
@@ -287,6 +291,12 @@ func (c *Config) validate() error {
 	}
 	if c.Limits.MaxBodyBytes < 1024 {
 		bad("limits.max_body_bytes", "must be at least 1024, got %d", c.Limits.MaxBodyBytes)
+	}
+	if c.Limits.RatePerKey < 0 {
+		bad("limits.rate_per_key", "must not be negative (0 means no limit), got %v", c.Limits.RatePerKey)
+	}
+	if c.Limits.RateBurst < 0 {
+		bad("limits.rate_burst", "must not be negative, got %d", c.Limits.RateBurst)
 	}
 	if c.Limits.MaxImportBytes < 1024 {
 		bad("limits.max_import_bytes", "must be at least 1024, got %d", c.Limits.MaxImportBytes)

@@ -60,6 +60,8 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer,
 		MaxBodyBytes:      cfg.Limits.MaxBodyBytes,
 		MaxImportBytes:    cfg.Limits.MaxImportBytes,
 		RootKey:           cfg.Auth.RootKey,
+		RatePerKey:        cfg.Limits.RatePerKey,
+		RateBurst:         cfg.Limits.RateBurst,
 		MetricsEnabled:    cfg.Metrics.Enabled,
 	}, store, log)
 
