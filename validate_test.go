@@ -75,14 +75,15 @@ var validRecords = map[string]string{
 
 // minimalRecords hold only the required fields.
 var minimalRecords = map[string]string{
-	runmerge.CollectionEvents: `{"name": "E", "startDate": "2026-05-01T09:00:00Z",
+	"events": `{"name": "E", "startDate": "2026-05-01T09:00:00Z",
 		"endDate": "2026-05-01T09:00:00Z"}`,
-	runmerge.CollectionPeople:     `{"firstName": "A", "lastName": "L", "email": "a@l.example"}`,
-	runmerge.CollectionSessions:   `{"name": "S", "startDate": "2026-05-01T09:00:00Z", "endDate": "2026-05-01T10:00:00Z"}`,
-	runmerge.CollectionExhibitors: `{"name": "X"}`,
-	runmerge.CollectionSponsors:   `{"name": "Y"}`,
-	runmerge.CollectionTickets:    `{"ticketType": "T", "price": 0, "currency": "USD", "status": "s"}`,
-	runmerge.CollectionResources:  `{"name": "R", "resourceType": "Link", "url": "https://r.example"}`,
+	"people": `{"firstName": "A", "lastName": "L", "email": "a@l.example"}`,
+	"sessions": `{"name": "S", "startDate": "2026-05-01T09:00:00Z",
+		"endDate": "2026-05-01T10:00:00Z"}`,
+	"exhibitors": `{"name": "X"}`,
+	"sponsors":   `{"name": "Y"}`,
+	"tickets":    `{"ticketType": "T", "price": 0, "currency": "USD", "status": "s"}`,
+	"resources":  `{"name": "R", "resourceType": "Link", "url": "https://r.example"}`,
 }
 
 // decode decodes s as the server does: one JSON object, numbers as json.Number.
@@ -677,7 +678,8 @@ func TestApplyDefaults(t *testing.T) {
 		doc := decode(t, body)
 		c.ApplyDefaults(doc)
 		s, _ := doc["uploadDate"].(string)
-		if err := c.Validate(runmerge.MergePatch(decode(t, minimalRecords[c.Name]), doc), ""); err != nil {
+		record := runmerge.MergePatch(decode(t, minimalRecords[c.Name]), doc)
+		if err := c.Validate(record, ""); err != nil {
 			t.Errorf("%s: default is not valid: %v", body, err)
 		}
 		if s < runmerge.FormatTime(before) {
