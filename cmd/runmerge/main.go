@@ -48,6 +48,7 @@ func newRootCommand() *cobra.Command {
 	g.dataDir = root.PersistentFlags().Lookup("data-dir")
 
 	root.AddCommand(newServeCommand(g))
+	root.AddCommand(newKeysCommand(g))
 	root.AddCommand(&cobra.Command{
 		Use:   "version",
 		Short: "Print the version",
