@@ -283,3 +283,33 @@ func TestIndex(t *testing.T) {
 		}
 	}
 }
+
+func TestNormalizeTimes(t *testing.T) {
+	c := mustCollection(t, runmerge.CollectionEvents)
+	doc := decode(t, `{"name": "E", "startDate": "2026-05-01T11:00:00.123456+02:00",
+		"endDate": "2026-05-01T10:00:00Z", "description": "2026-05-01T09:00:00Z",
+		"sourceRawData": {"startDate": "2026-05-01T09:00:00Z"}}`)
+	if err := c.Validate(doc, ""); err != nil {
+		t.Fatal(err)
+	}
+	c.NormalizeTimes(doc)
+	want := decode(t, `{"name": "E", "startDate": "2026-05-01T09:00:00.123Z",
+		"endDate": "2026-05-01T10:00:00.000Z", "description": "2026-05-01T09:00:00Z",
+		"sourceRawData": {"startDate": "2026-05-01T09:00:00Z"}}`)
+	if !reflect.DeepEqual(doc, want) {
+		t.Errorf("got %s", marshal(t, doc))
+	}
+	if err := c.Validate(doc, ""); err != nil {
+		t.Errorf("normalized record is not valid: %v", err)
+	}
+
+	tickets := mustCollection(t, runmerge.CollectionTickets)
+	doc = decode(t, `{"validFrom": "2026-05-01T00:00:00-05:00", "validUntil": "soon",
+		"purchaseDate": 5}`)
+	tickets.NormalizeTimes(doc)
+	want = decode(t, `{"validFrom": "2026-05-01T05:00:00.000Z", "validUntil": "soon",
+		"purchaseDate": 5}`)
+	if !reflect.DeepEqual(doc, want) {
+		t.Errorf("got %s", marshal(t, doc))
+	}
+}

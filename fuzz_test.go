@@ -70,7 +70,14 @@ func FuzzValidate(f *testing.F) {
 
 			created := runmerge.MergePatch(nil, doc)
 			c.ApplyDefaults(created)
-			checkError(t, c.Validate(created, ""), "", runmerge.EINVALID)
+			err := c.Validate(created, "")
+			checkError(t, err, "", runmerge.EINVALID)
+			if err == nil {
+				c.NormalizeTimes(created)
+				if err := c.Validate(created, ""); err != nil {
+					t.Errorf("%s: valid until NormalizeTimes: %v", c.Name, err)
+				}
+			}
 			checkError(t, c.Validate(doc, "/records/0"), "/records/0", runmerge.EINVALID)
 
 			ix := c.Index(doc)
