@@ -441,6 +441,10 @@ func parseDatetime(s string) (time.Time, bool) {
 	if _, offset := t.Zone(); offset <= -24*3600 || offset >= 24*3600 {
 		return time.Time{}, false
 	}
+	// The server writes times in UTC, which must be a four-digit year too.
+	if y := t.UTC().Year(); y < 0 || y > 9999 {
+		return time.Time{}, false
+	}
 	return t, true
 }
 

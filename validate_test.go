@@ -379,6 +379,8 @@ var badRecords = map[string][]badCase{
 		{`{"url": 1}`, "/url invalid_type"},
 		{`{"uploadDate": "2026-05-01"}`, "/uploadDate invalid_format"},
 		{`{"uploadDate": 1}`, "/uploadDate invalid_type"},
+		{`{"uploadDate": "0000-01-01T00:00:00+01:00"}`, "/uploadDate invalid_format"},
+		{`{"uploadDate": "9999-12-31T23:00:00-01:00"}`, "/uploadDate invalid_format"},
 		{`{"fileSize": -1}`, "/fileSize out_of_range"},
 		{`{"fileSize": 1.5}`, "/fileSize invalid_type"},
 		{`{"fileSize": "10"}`, "/fileSize invalid_type"},
@@ -488,6 +490,8 @@ var goodRecords = map[string][]string{
 	},
 	runmerge.CollectionResources: {
 		`{"uploadDate": null, "fileSize": 0}`,
+		`{"uploadDate": "0000-01-01T00:00:00-01:00"}`,
+		`{"uploadDate": "9999-12-31T23:59:59.999+01:00"}`,
 		`{"fileSize": 9007199254740993}`,
 		`{"resourceType": "Other", "url": "http://r.example:8080"}`,
 	},
