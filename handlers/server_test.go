@@ -12,7 +12,6 @@ import (
 	"net/http/httptest"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -261,6 +260,7 @@ func TestNotReadyBeforeServing(t *testing.T) {
 	}
 	defer store.Close(context.Background())
 	srv := handlers.New(handlers.Config{MaxBodyBytes: 1 << 20}, store, testserver.Logger(t))
+	defer srv.Close()
 
 	w := httptest.NewRecorder()
 	srv.Handler().ServeHTTP(w, httptest.NewRequest("GET", "/readyz", nil))
@@ -297,7 +297,7 @@ func TestChunkedBodyOverLimit(t *testing.T) {
 // TestAccessLog checks that each request leaves exactly one access-log
 // record, carrying its request id, status and route.
 func TestAccessLog(t *testing.T) {
-	var buf syncBuffer
+	var buf testserver.SyncBuffer
 	s := testserver.Start(t, testserver.Options{Logger: slog.New(slog.NewJSONHandler(&buf, nil))})
 
 	reqs := []testserver.Request{
@@ -429,22 +429,4 @@ func rawChunked(t *testing.T, baseURL, key, body string) *testserver.Response {
 	var b bytes.Buffer
 	b.ReadFrom(resp.Body)
 	return &testserver.Response{Status: resp.StatusCode, Header: resp.Header, Body: b.Bytes()}
-}
-
-// syncBuffer is a bytes.Buffer that the server's goroutines may write to.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -220,6 +220,12 @@ func scalarHook(from, to reflect.Type, data any) (any, error) {
 			return nil, fmt.Errorf("%q is not a whole number", s)
 		}
 		return n, nil
+	case reflect.Float64:
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a number", s)
+		}
+		return f, nil
 	case reflect.Bool:
 		b, err := strconv.ParseBool(s)
 		if err != nil {

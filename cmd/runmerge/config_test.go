@@ -46,6 +46,8 @@ var configKeys = []struct {
 	{"limits.max_body_bytes", "2048", "4096", "8192", func(c *Config) string { return fmt.Sprint(c.Limits.MaxBodyBytes) }},
 	{"limits.max_import_bytes", "2048", "4096", "8192",
 		func(c *Config) string { return fmt.Sprint(c.Limits.MaxImportBytes) }},
+	{"limits.rate_per_key", "10", "20.5", "0", func(c *Config) string { return fmt.Sprint(c.Limits.RatePerKey) }},
+	{"limits.rate_burst", "1", "2", "3", func(c *Config) string { return fmt.Sprint(c.Limits.RateBurst) }},
 	{"metrics.enabled", "false", "true", "false", func(c *Config) string { return fmt.Sprint(c.Metrics.Enabled) }},
 }
 
@@ -177,6 +179,10 @@ func TestConfigRejectsBadValues(t *testing.T) {
 		{name: "short root key", env: map[string]string{"RUNMERGE_AUTH_ROOT_KEY": "hunter2"}, key: "auth.root_key:"},
 		{name: "tiny body limit", env: map[string]string{"RUNMERGE_LIMITS_MAX_BODY_BYTES": "10"},
 			key: "limits.max_body_bytes:"},
+		{name: "negative rate", env: map[string]string{"RUNMERGE_LIMITS_RATE_PER_KEY": "-1"},
+			key: "limits.rate_per_key:"},
+		{name: "rate not a number", env: map[string]string{"RUNMERGE_LIMITS_RATE_PER_KEY": "fast"},
+			key: "limits.rate_per_key:"},
 		{name: "boolean not a boolean", env: map[string]string{"RUNMERGE_METRICS_ENABLED": "maybe"},
 			key: "metrics.enabled:"},
 		{name: "too many readers", file: "pool:\n  readers: 65\n", key: "pool.readers:"},

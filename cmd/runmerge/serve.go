@@ -67,6 +67,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer,
 
 	ln, err := net.Listen("tcp", cfg.Server.Addr)
 	if err != nil {
+		srv.Close() // its background work holds the catalog
 		return errors.Join(fmt.Errorf("listen on %s: %w", cfg.Server.Addr, err), store.Close(context.Background()))
 	}
 	log.Info("runmerge listening", "addr", ln.Addr().String(), "data_dir", cfg.DataDir, "version", version)

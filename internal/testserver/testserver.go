@@ -5,12 +5,14 @@
 package testserver
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -21,6 +23,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -394,4 +397,111 @@ func OpenFiles(t testing.TB, dir string) []string {
 		}
 	}
 	return open
+}
+
+// SyncBuffer is a bytes.Buffer that a server's goroutines may write to
+// while the test reads it.
+type SyncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *SyncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String returns what was written so far.
+func (b *SyncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// SlowRequest is a request whose body the test sends piece by piece, in
+// chunks, over a connection of its own: a slow client, or a large upload.
+type SlowRequest struct {
+	conn net.Conn
+	r    *bufio.Reader
+	w    *bufio.Writer
+}
+
+// StartSlowRequest connects to addr (host:port) and sends the headers of a
+// JSON request with no body yet. It asks for 100 Continue, which the server
+// sends once the handler starts reading the body; WaitReading waits for it.
+func StartSlowRequest(t testing.TB, addr, method, path, key string) *SlowRequest {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatalf("dial %s: %v", addr, err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	conn.SetDeadline(time.Now().Add(60 * time.Second))
+	r := &SlowRequest{conn: conn, r: bufio.NewReader(conn), w: bufio.NewWriter(conn)}
+	fmt.Fprintf(r.w, "%s %s HTTP/1.1\r\nHost: %s\r\nX-Api-Key: %s\r\nContent-Type: application/json\r\n"+
+		"Transfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n", method, path, addr, key)
+	if err := r.w.Flush(); err != nil {
+		t.Fatalf("send headers: %v", err)
+	}
+	return r
+}
+
+// WaitReading waits until the server's handler has begun to read the body.
+func (r *SlowRequest) WaitReading(t testing.TB) {
+	t.Helper()
+	resp, err := http.ReadResponse(r.r, nil)
+	if err != nil {
+		t.Fatalf("wait for 100 Continue: %v", err)
+	}
+	if resp.StatusCode != http.StatusContinue {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("status %d before the body was sent, want 100: %s", resp.StatusCode, b)
+	}
+}
+
+// Send sends one chunk of the body.
+func (r *SlowRequest) Send(t testing.TB, chunk string) {
+	t.Helper()
+	fmt.Fprintf(r.w, "%x\r\n%s\r\n", len(chunk), chunk)
+	if err := r.w.Flush(); err != nil {
+		t.Fatalf("send a chunk: %v", err)
+	}
+}
+
+// Finish ends the body and returns the response.
+func (r *SlowRequest) Finish(t testing.TB) *Response {
+	t.Helper()
+	fmt.Fprint(r.w, "0\r\n\r\n")
+	if err := r.w.Flush(); err != nil {
+		t.Fatalf("end the body: %v", err)
+	}
+	resp, err := http.ReadResponse(r.r, nil)
+	if err != nil {
+		t.Fatalf("read the response: %v", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("read the response: %v", err)
+	}
+	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: b}
+}
+
+// WaitRefused waits until addr refuses connections, as a server does once it
+// has begun to shut down.
+func WaitRefused(t testing.TB, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still accepts connections", addr)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
