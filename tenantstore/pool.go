@@ -51,6 +51,13 @@ type Pool struct {
 	changed  chan struct{}  // closed and replaced whenever a close finishes
 	closed   bool
 
+	// fileOps holds a token for every open in progress and for every close
+	// that an open's eviction started; see maxFileOps. evictSlot is set
+	// while an open adds its file to the LRU, so that the close of the
+	// tenant it evicts takes over the open's token.
+	fileOps   chan struct{}
+	evictSlot bool
+
 	closers sync.WaitGroup
 	stop    chan struct{}
 	janitor sync.WaitGroup
@@ -92,8 +99,16 @@ type PoolStats struct {
 	OpenErrors  int64         // opens that failed
 	CloseErrors int64         // closes that failed
 	OpenTime    time.Duration // total time spent opening files
-	WaitTime    time.Duration // total time acquires spent waiting for another's open
+	WaitTime    time.Duration // total time acquires spent waiting for another's open or a close
 }
+
+// maxFileOps bounds the opens in progress together with the closes their
+// evictions started. A close costs a checkpoint and its fsyncs; when the
+// disk falls behind the rate at which misses open files, evicted files
+// would otherwise pile up waiting to close, each holding descriptors and
+// memory, beyond any bound MaxOpen sets. An acquire that has to open a file
+// while this many are in progress waits for one of them to finish.
+const maxFileOps = 8
 
 // ErrTenantFileMissing is returned by Acquire for a tenant with no file.
 var ErrTenantFileMissing = runmerge.Errorf(runmerge.ENOTFOUND, "tenant not found")
@@ -121,6 +136,7 @@ func NewPool(cfg PoolConfig) (*Pool, error) {
 		locked:   make(map[string]chan struct{}),
 		closing:  make(map[string]int),
 		changed:  make(chan struct{}),
+		fileOps:  make(chan struct{}, maxFileOps),
 		stop:     make(chan struct{}),
 	}
 	lru, err := simplelru.NewLRU(cfg.MaxOpen, p.onEvict)
@@ -184,6 +200,20 @@ func (p *Pool) Create(ctx context.Context, id string) error {
 
 func (p *Pool) acquire(ctx context.Context, id string, create bool) (*Lease, error) {
 	var waited time.Duration
+	// token says whether this acquire holds a token of p.fileOps. It is
+	// kept only on the way to opening the file, and handed to open.
+	token := false
+	defer func() {
+		if token {
+			<-p.fileOps
+		}
+	}()
+	drop := func() {
+		if token {
+			<-p.fileOps
+			token = false
+		}
+	}
 	for {
 		p.mu.Lock()
 		if p.closed {
@@ -191,6 +221,7 @@ func (p *Pool) acquire(ctx context.Context, id string, create bool) (*Lease, err
 			return nil, ErrPoolClosed
 		}
 		if wait := p.locked[id]; wait != nil {
+			drop()
 			p.mu.Unlock()
 			select {
 			case <-wait:
@@ -219,6 +250,7 @@ func (p *Pool) acquire(ctx context.Context, id string, create bool) (*Lease, err
 			return &Lease{pool: p, entry: e}, nil
 		}
 		if c := p.opening[id]; c != nil {
+			drop()
 			wait := c.done
 			p.mu.Unlock()
 			start := time.Now()
@@ -230,16 +262,54 @@ func (p *Pool) acquire(ctx context.Context, id string, create bool) (*Lease, err
 			waited += time.Since(start)
 			continue
 		}
+		if p.closing[id] > 0 {
+			// Open the file again only once its last close is done, so
+			// that the close's checkpoint does not contend with the new
+			// handle.
+			drop()
+			wait := p.changed
+			p.mu.Unlock()
+			start := time.Now()
+			select {
+			case <-wait:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			waited += time.Since(start)
+			continue
+		}
+		if !token {
+			select {
+			case p.fileOps <- struct{}{}:
+				token = true
+			default:
+				// Too many files opening or closing: wait for a token,
+				// then look again, since the tenant may be open by then.
+				p.mu.Unlock()
+				start := time.Now()
+				select {
+				case p.fileOps <- struct{}{}:
+					token = true
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				}
+				waited += time.Since(start)
+				continue
+			}
+		}
 
 		c := &openCall{done: make(chan struct{})}
 		p.opening[id] = c
 		p.mu.Unlock()
+		token = false
 		return p.open(ctx, id, create, c, waited)
 	}
 }
 
 // open opens tenant id's file for the acquire that registered c, outside the
-// pool's lock, and hands the first lease to that acquire.
+// pool's lock, and hands the first lease to that acquire. The caller holds a
+// token of p.fileOps, which open gives back, or hands to the close of the
+// tenant its file evicts.
 func (p *Pool) open(ctx context.Context, id string, create bool, c *openCall, waited time.Duration) (*Lease, error) {
 	p.stats.misses.Add(1)
 	p.stats.waitNanos.Add(int64(waited))
@@ -252,6 +322,13 @@ func (p *Pool) open(ctx context.Context, id string, create bool, c *openCall, wa
 	delete(p.opening, id)
 	c.err = err
 	close(c.done)
+	p.evictSlot = true
+	defer func() {
+		if p.evictSlot {
+			p.evictSlot = false
+			<-p.fileOps
+		}
+	}()
 	if err != nil {
 		if errors.Is(err, errNoFile) {
 			return nil, ErrTenantFileMissing
@@ -295,6 +372,8 @@ func (p *Pool) release(e *entry) {
 // startClose closes e's file on a goroutine of its own. Call with p.mu held.
 func (p *Pool) startClose(e *entry) {
 	id := e.db.id
+	token := p.evictSlot
+	p.evictSlot = false
 	p.closing[id]++
 	p.closers.Add(1)
 	go func() {
@@ -306,6 +385,9 @@ func (p *Pool) startClose(e *entry) {
 		p.mu.Lock()
 		if p.closing[id]--; p.closing[id] == 0 {
 			delete(p.closing, id)
+		}
+		if token {
+			<-p.fileOps
 		}
 		close(p.changed)
 		p.changed = make(chan struct{})
@@ -350,11 +432,12 @@ func (p *Pool) Lock(ctx context.Context, id string) (unlock func(), err error) {
 	}
 	for {
 		p.mu.Lock()
+		// An open that was in progress when the lock was taken may have
+		// finished since and leased the file to its caller; take the file
+		// back out before looking, so that it counts as draining.
+		p.lru.Remove(id)
 		quiet := p.draining[id] == nil && p.opening[id] == nil && p.closing[id] == 0
 		changed := p.changed
-		// An open that was in progress when the lock was taken may have
-		// finished since; take the file back out.
-		p.lru.Remove(id)
 		p.mu.Unlock()
 		if quiet {
 			return unlock, nil
@@ -459,11 +542,14 @@ func (p *Pool) Close(ctx context.Context) error {
 	p.mu.Unlock()
 	p.janitor.Wait()
 
+	// An open in progress hands its file to a close of its own when it
+	// finds the pool closed; wait for it too, so that no file is left open
+	// and no close starts after closers.Wait.
 	for {
 		p.mu.Lock()
-		n, changed := len(p.draining), p.changed
+		n, opening, changed := len(p.draining), len(p.opening), p.changed
 		p.mu.Unlock()
-		if n == 0 {
+		if n == 0 && opening == 0 {
 			break
 		}
 		select {

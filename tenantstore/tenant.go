@@ -124,7 +124,10 @@ func (db *DB) commitUntil(op *writeOp) {
 	}
 }
 
-// commit runs one batch in one transaction.
+// commit runs one batch in one transaction. A write that fails leaves no
+// change behind: in a shared batch its savepoint is rolled back, and a batch
+// in which no write succeeded is rolled back whole. If undoing one write
+// fails, the transaction cannot be trusted, and the whole batch fails.
 func (db *DB) commit(batch []*writeOp) {
 	ctx := context.Background()
 	tx, err := db.w.BeginTx(ctx, nil)
@@ -137,44 +140,65 @@ func (db *DB) commit(batch []*writeOp) {
 	}
 
 	results := make([]error, len(batch))
+	kept := 0
 	for i, op := range batch {
-		results[i] = db.apply(ctx, tx, op, len(batch) > 1)
+		results[i], err = db.apply(ctx, tx, op, len(batch) > 1)
+		if err != nil {
+			break
+		}
+		if results[i] == nil {
+			kept++
+		}
 	}
 
-	err = tx.Commit()
+	switch {
+	case err != nil:
+		err = errors.Join(fmt.Errorf("write: %w", err), tx.Rollback())
+	case kept == 0:
+		if rerr := tx.Rollback(); rerr != nil {
+			err = fmt.Errorf("roll back write: %w", rerr)
+		}
+	default:
+		if cerr := tx.Commit(); cerr != nil {
+			err = fmt.Errorf("commit: %w", cerr)
+		}
+	}
 	for i, op := range batch {
 		op.finished = true
 		switch {
-		case results[i] != nil:
+		case results[i] == nil:
+			op.done <- err
+		case err == nil:
 			op.done <- results[i]
-		case err != nil:
-			op.done <- fmt.Errorf("commit: %w", err)
 		default:
-			op.done <- nil
+			op.done <- errors.Join(results[i], err)
 		}
 	}
 }
 
 // apply runs one write of a batch, inside a savepoint when it shares the
-// transaction with others.
-func (db *DB) apply(ctx context.Context, tx *sql.Tx, op *writeOp, shared bool) error {
+// transaction with others. It returns the write's own error, and separately
+// an error that leaves the transaction unusable.
+func (db *DB) apply(ctx context.Context, tx *sql.Tx, op *writeOp, shared bool) (opErr, txErr error) {
 	if err := op.ctx.Err(); err != nil {
-		return err
+		return err, nil
 	}
 	if !shared {
-		return op.fn(ctx, tx)
+		return op.fn(ctx, tx), nil
 	}
 	if _, err := tx.ExecContext(ctx, "SAVEPOINT w"); err != nil {
-		return err
+		return nil, err
 	}
 	if err := op.fn(ctx, tx); err != nil {
 		if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO w; RELEASE w"); rerr != nil {
-			return errors.Join(err, rerr)
+			return err, rerr
 		}
-		return err
+		return err, nil
 	}
-	_, err := tx.ExecContext(ctx, "RELEASE w")
-	return err
+	if _, err := tx.ExecContext(ctx, "RELEASE w"); err != nil {
+		return nil, err
+	}
+	return nil, nil
 }
 
 // close checkpoints the WAL into the file, so that a closed tenant's file is
