@@ -1,0 +1,101 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/runmerge/runmerge/handlers"
+	"github.com/runmerge/runmerge/tenantstore"
+)
+
+// childCommand is the hidden first argument that makes the program serve
+// instead of generating load.
+const childCommand = "__serve"
+
+// rootKeyEnv passes the platform admin key to the child.
+const rootKeyEnv = "RUNMERGE_BENCH_ROOT_KEY"
+
+// runChild serves the API (or the ceiling handler) until SIGTERM, printing
+// "ADDR STATS_ADDR" on standard output once it listens. STATS_ADDR serves
+// the pool's counters as JSON at /stats, apart from the API.
+func runChild(args []string) error {
+	fs := flag.NewFlagSet(childCommand, flag.ContinueOnError)
+	dataDir := fs.String("data-dir", "", "data directory")
+	maxOpen := fs.Int("max-open", 1000, "pool.max_open")
+	ceiling := fs.Bool("ceiling", false, "serve the trivial ceiling handler instead of the API")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	statsLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+
+	var handler http.Handler
+	var store *tenantstore.Store
+	var api *handlers.Server
+	if *ceiling {
+		handler = handlers.Ceiling()
+	} else {
+		// The access log is formatted as in production but thrown away, so
+		// that its cost counts and the disk does not.
+		log := slog.New(slog.NewTextHandler(io.Discard, nil))
+		store, err = tenantstore.Open(ctx, tenantstore.Config{
+			DataDir: *dataDir, MaxOpen: *maxOpen, IdleTimeout: 10 * time.Minute, Logger: log,
+		})
+		if err != nil {
+			return err
+		}
+		api = handlers.New(handlers.Config{
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       60 * time.Second,
+			IdleTimeout:       120 * time.Second,
+			MaxBodyBytes:      8 << 20,
+			MaxImportBytes:    1 << 30,
+			RootKey:           os.Getenv(rootKeyEnv),
+		}, store, log)
+		handler = api.Handler()
+	}
+
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}
+	stats := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var s tenantstore.PoolStats
+		if store != nil {
+			s = store.Pool.Stats()
+		}
+		json.NewEncoder(w).Encode(s)
+	})}
+	go srv.Serve(ln)
+	go stats.Serve(statsLn)
+	fmt.Printf("%s %s\n", ln.Addr(), statsLn.Addr())
+
+	<-ctx.Done()
+	shutdown, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err = errors.Join(srv.Shutdown(shutdown), stats.Shutdown(shutdown))
+	if api != nil {
+		api.Close()
+	}
+	if store != nil {
+		err = errors.Join(err, store.Close(shutdown))
+	}
+	return err
+}
