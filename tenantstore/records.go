@@ -66,10 +66,15 @@ const recordColumns = `rid, id, seq, data, version, created_at, updated_at, dele
 func (db *DB) ListRecords(ctx context.Context, p *runmerge.Principal, f RecordFilter) ([]*runmerge.Record, bool, error) {
 	after := f.AfterSeq
 	if f.UpdatedAfter != nil {
-		// updated_at never decreases as seq grows, so "changed after T" is
-		// "positioned after the last record changed at or before T".
+		// updated_at never decreases as seq grows, so "changed at or after
+		// T" is "positioned after the last record changed before T". T
+		// itself is included: times have millisecond precision, and a write
+		// that commits after a client's read may carry the same time as the
+		// last record the client saw, so a client that resumes from that
+		// time would miss it if T were left out. It sees that one twice
+		// instead, as API.md allows.
 		var s sql.NullInt64
-		err := db.r.QueryRowContext(ctx, `SELECT max(seq) FROM records WHERE updated_at <= ?`,
+		err := db.r.QueryRowContext(ctx, `SELECT max(seq) FROM records WHERE updated_at < ?`,
 			formatTime(*f.UpdatedAfter)).Scan(&s)
 		if err != nil {
 			return nil, false, fmt.Errorf("list %s: %w", f.Collection.Name, err)
