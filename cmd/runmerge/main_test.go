@@ -285,9 +285,16 @@ func TestMainShutdownIsBounded(t *testing.T) {
 
 	start := time.Now()
 	p.signal(t, syscall.SIGTERM)
-	p.wait(t, 20*time.Second)
+	code := p.wait(t, 20*time.Second)
 	if took := time.Since(start); took > 10*time.Second {
 		t.Errorf("exit took %s with a 1s grace period", took.Round(time.Millisecond))
+	}
+	// Not a clean stop: say so, in words an operator can act on.
+	lines := strings.Split(strings.TrimSpace(p.stderr.String()), "\n")
+	last := lines[len(lines)-1]
+	if code == 0 || !strings.HasPrefix(last, "runmerge: ") || !strings.Contains(last, "server.shutdown_timeout") {
+		t.Errorf("exit status %d, last line of stderr %q; want non-zero and a line naming "+
+			"server.shutdown_timeout", code, last)
 	}
 	if got := testserver.TenantFiles(t, filepath.Join(dir, "data")); len(got) != 0 {
 		t.Errorf("tenant files %v; the stuck request never finished its body", got)

@@ -87,7 +87,12 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer,
 	log.Info("shutting down", "grace", cfg.Server.ShutdownTimeout)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
 	defer cancel()
-	err = errors.Join(serveErr, srv.Shutdown(shutdownCtx), store.Close(shutdownCtx))
+	shutdownErr := srv.Shutdown(shutdownCtx)
+	if errors.Is(shutdownErr, context.DeadlineExceeded) {
+		shutdownErr = fmt.Errorf("gave up waiting for requests in flight after %s (server.shutdown_timeout)",
+			cfg.Server.ShutdownTimeout)
+	}
+	err = errors.Join(serveErr, shutdownErr, store.Close(shutdownCtx))
 	if err != nil {
 		log.Error("shutdown", "error", err)
 		return err
