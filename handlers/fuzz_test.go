@@ -20,8 +20,10 @@ var validTenantID = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 // file of its own at tenants/<id>.db; anything else gets 422 and leaves no
 // file anywhere.
 func FuzzCreateTenantID(f *testing.F) {
-	for _, id := range []string{"acme", "a", strings.Repeat("a", 63), strings.Repeat("a", 64), "../x", "a/b",
-		".", "..", "x.db", "", "ACME", "café", "a\x00b", "-a", "a-", "tenants", "catalog", `..\x`, "a\u202eb"} {
+	for _, id := range []string{
+		"acme", "a", strings.Repeat("a", 63), strings.Repeat("a", 64), "../x", "a/b", ".", "..",
+		"x.db", "", "ACME", "café", "a\x00b", "-a", "a-", "tenants", "catalog", `..\x`, "a\u202eb",
+	} {
 		f.Add(id)
 	}
 	s := testserver.Start(f, testserver.Options{MaxOpen: 20})
@@ -51,9 +53,11 @@ func FuzzCreateTenantID(f *testing.F) {
 // FuzzCreateTenantBody posts any bytes as a JSON body. The answer is 201 or
 // a 4xx problem, never a 5xx, and only a 201 leaves a file.
 func FuzzCreateTenantBody(f *testing.F) {
-	for _, b := range []string{`{"id":"acme"}`, `{"name":"x"}`, `{}`, `{"id":"a","id":"b"}`, `{"id":null}`,
+	for _, b := range []string{
+		`{"id":"acme"}`, `{"name":"x"}`, `{}`, `{"id":"a","id":"b"}`, `{"id":null}`,
 		`{"id":"a","name":null}`, `[]`, `null`, `{"id":"a"} x`, `{"id":"\u0000"}`, `{"id":"..\/x"}`,
-		`{"status":"active"}`, `{"id":1e999}`, `{"name":"` + strings.Repeat("n", 300) + `"}`, "\xff\xfe"} {
+		`{"status":"active"}`, `{"id":1e999}`, `{"name":"` + strings.Repeat("n", 300) + `"}`, "\xff\xfe",
+	} {
 		f.Add([]byte(b))
 	}
 	s := testserver.Start(f, testserver.Options{MaxOpen: 20, MaxBodyBytes: 4096})
@@ -79,8 +83,10 @@ func FuzzCreateTenantBody(f *testing.F) {
 // a page or a 400 invalid_parameter, never a 5xx and never a page that
 // ignored a parameter.
 func FuzzListTenantsQuery(f *testing.F) {
-	for _, q := range []string{"", "limit=1", "limit=500", "limit=0", "limit=1&limit=2", "cursor=eyJhIjoiYSJ9",
-		"cursor=!!", "limit=%zz", "tenantId=acme", "x=1", "limit=1&cursor=eyJhIjoiYSJ9", ";", "&&", "limit"} {
+	for _, q := range []string{
+		"", "limit=1", "limit=500", "limit=0", "limit=1&limit=2", "cursor=eyJhIjoiYSJ9", "cursor=!!",
+		"limit=%zz", "tenantId=acme", "x=1", "limit=1&cursor=eyJhIjoiYSJ9", ";", "&&", "limit",
+	} {
 		f.Add(q)
 	}
 	s := testserver.Start(f, testserver.Options{})

@@ -49,7 +49,8 @@ func TestErrorsAreProblems(t *testing.T) {
 			"application/x-www-form-urlencoded"), 415, "unsupported_media_type"},
 		{"no content type", withHeader(req("POST", "/v1/tenants", `{"id":"a"}`), "Content-Type", ""),
 			415, "unsupported_media_type"},
-		{"patch with text body", withHeader(req("PATCH", "/v1/tenants/acme", `{}`), "Content-Type", "text/plain"),
+		{"patch with text body",
+			withHeader(req("PATCH", "/v1/tenants/acme", `{}`), "Content-Type", "text/plain"),
 			415, "unsupported_media_type"},
 		{"truncated JSON", req("POST", "/v1/tenants", `{"id":`), 400, "invalid_json"},
 		{"JSON syntax error", req("POST", "/v1/tenants", `{"id" "a"}`), 400, "invalid_json"},
@@ -63,7 +64,8 @@ func TestErrorsAreProblems(t *testing.T) {
 		{"malformed patch", req("PATCH", "/v1/tenants/acme", `{"name":`), 400, "invalid_json"},
 		{"id not a string", req("POST", "/v1/tenants", `{"id":5}`), 422, "validation_failed"},
 		{"unknown field", req("POST", "/v1/tenants", `{"id":"b","plan":"gold"}`), 422, "unknown_field"},
-		{"server field createdAt", req("POST", "/v1/tenants", `{"id":"b","createdAt":"2026-05-01T09:00:00.000Z"}`),
+		{"server field createdAt",
+			req("POST", "/v1/tenants", `{"id":"b","createdAt":"2026-05-01T09:00:00.000Z"}`),
 			422, "read_only_field"},
 		{"server field status on create", req("POST", "/v1/tenants", `{"id":"b","status":"active"}`),
 			422, "read_only_field"},
@@ -76,7 +78,8 @@ func TestErrorsAreProblems(t *testing.T) {
 		{"cursor not base64", get("/v1/tenants?cursor=!!!"), 400, "invalid_parameter"},
 		{"cursor not a cursor", get("/v1/tenants?cursor=bm90LWpzb24"), 400, "invalid_parameter"},
 		{"misspelt parameter", get("/v1/tenants?limt=1"), 400, "invalid_parameter"},
-		{"unknown parameter on a tenant", get("/v1/tenants/acme?expand=stats"), 400, "invalid_parameter"},
+		{"unknown parameter on a tenant", get("/v1/tenants/acme?expand=stats"),
+			400, "invalid_parameter"},
 		{"malformed query", get("/v1/tenants?limit=%zz"), 400, "invalid_parameter"},
 		{"missing tenant", get("/v1/tenants/globex"), 404, "not_found"},
 		{"missing tenant with a bad id", get("/v1/tenants/..%2Fcatalog"), 404, "not_found"},
@@ -90,9 +93,10 @@ func TestErrorsAreProblems(t *testing.T) {
 			p := r.Problem(t, tt.status, tt.code)
 			// A bad parameter is named, so that the client knows what to fix.
 			for _, e := range p.Errors {
-				if tt.code == "invalid_parameter" && !strings.Contains(tt.req.Path, "?"+e.Pointer+"=") &&
-					!strings.Contains(tt.req.Path, "&"+e.Pointer+"=") {
-					t.Errorf("error names parameter %q, which %s does not have", e.Pointer, tt.req.Path)
+				path := tt.req.Path
+				if tt.code == "invalid_parameter" && !strings.Contains(path, "?"+e.Pointer+"=") &&
+					!strings.Contains(path, "&"+e.Pointer+"=") {
+					t.Errorf("error names parameter %q, which %s does not have", e.Pointer, path)
 				}
 			}
 		})
@@ -254,7 +258,8 @@ func TestHealth(t *testing.T) {
 // TestNotReadyBeforeServing checks that /readyz answers 503 until the server
 // listens, so that a load balancer sends no traffic to it yet.
 func TestNotReadyBeforeServing(t *testing.T) {
-	store, err := tenantstore.Open(context.Background(), tenantstore.Config{DataDir: t.TempDir(), MaxOpen: 10})
+	store, err := tenantstore.Open(context.Background(),
+		tenantstore.Config{DataDir: t.TempDir(), MaxOpen: 10})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,7 +24,8 @@ func TestCreateTenant(t *testing.T) {
 	}
 	var members map[string]any
 	json.Unmarshal(r.Body, &members)
-	if keys := sortedKeys(members); !equal(keys, []string{"createdAt", "id", "name", "status", "updatedAt"}) {
+	wantKeys := []string{"createdAt", "id", "name", "status", "updatedAt"}
+	if keys := sortedKeys(members); !equal(keys, wantKeys) {
 		t.Errorf("body members %v: %s", keys, r.Body)
 	}
 	var tn testserver.Tenant
@@ -33,7 +34,8 @@ func TestCreateTenant(t *testing.T) {
 		t.Errorf("created %+v", tn)
 	}
 	if !testserver.TimeFormat.MatchString(tn.CreatedAt) || tn.UpdatedAt != tn.CreatedAt {
-		t.Errorf("createdAt %q, updatedAt %q; want equal UTC times with milliseconds", tn.CreatedAt, tn.UpdatedAt)
+		t.Errorf("createdAt %q, updatedAt %q; want equal UTC times with milliseconds",
+			tn.CreatedAt, tn.UpdatedAt)
 	}
 	if got := testserver.TenantFiles(t, s.DataDir); !equal(got, []string{"acme.db"}) {
 		t.Errorf("tenant files %v, want [acme.db]", got)
@@ -62,7 +64,8 @@ func TestCreateTenant(t *testing.T) {
 			t.Errorf("created %+v, want id and name %q", tn, id)
 		}
 	}
-	if got := testserver.TenantFiles(t, s.DataDir); !equal(got, []string{"0-0.db", "7.db", long + ".db", "acme.db"}) {
+	want := []string{"0-0.db", "7.db", long + ".db", "acme.db"}
+	if got := testserver.TenantFiles(t, s.DataDir); !equal(got, want) {
 		t.Errorf("tenant files %v", got)
 	}
 }
@@ -126,12 +129,15 @@ func TestCreateTenantRefusesBadIDs(t *testing.T) {
 	after := testserver.Files(t, s.DataDir)
 	want := append(slices.Clone(before), "tenants/catalog.db")
 	for _, f := range after {
-		if !slices.Contains(want, f) && !strings.HasPrefix(f, "catalog.db-") && !strings.HasPrefix(f, "tenants/catalog.db-") {
+		companion := strings.HasPrefix(f, "catalog.db-") || strings.HasPrefix(f, "tenants/catalog.db-")
+		if !slices.Contains(want, f) && !companion {
 			t.Errorf("a refused create left %s in the data directory", f)
 		}
 	}
-	if parentAfter := testserver.Files(t, filepath.Dir(s.DataDir)); len(parentAfter) != len(parentBefore)+len(after)-len(before) {
-		t.Errorf("files outside the data directory changed: before %v, after %v", parentBefore, parentAfter)
+	parentAfter := testserver.Files(t, filepath.Dir(s.DataDir))
+	if len(parentAfter) != len(parentBefore)+len(after)-len(before) {
+		t.Errorf("files outside the data directory changed: before %v, after %v",
+			parentBefore, parentAfter)
 	}
 	var list testserver.TenantPage
 	s.Get(t, "/v1/tenants").JSON(t, &list)
@@ -148,7 +154,7 @@ func TestListTenants(t *testing.T) {
 	var page testserver.TenantPage
 	r := s.Get(t, "/v1/tenants")
 	r.JSON(t, &page)
-	if page.Data == nil || len(page.Data) != 0 || page.NextCursor != nil || !strings.Contains(string(r.Body), `"data":[]`) {
+	if len(page.Data) != 0 || page.NextCursor != nil || !strings.Contains(string(r.Body), `"data":[]`) {
 		t.Errorf("empty list: %s, want {\"data\":[],\"nextCursor\":null}", r.Body)
 	}
 
@@ -163,7 +169,8 @@ func TestListTenants(t *testing.T) {
 	// The default page is 50.
 	s.Get(t, "/v1/tenants").JSON(t, &page)
 	if len(page.Data) != 50 || page.NextCursor == nil {
-		t.Fatalf("default page: %d tenants, cursor %v; want 50 and a cursor", len(page.Data), page.NextCursor)
+		t.Fatalf("default page: %d tenants, cursor %v; want 50 and a cursor",
+			len(page.Data), page.NextCursor)
 	}
 	for _, tn := range page.Data {
 		if tn.Stats != nil {
@@ -280,10 +287,12 @@ func TestUpdateTenant(t *testing.T) {
 		r.WantStatus(t, http.StatusOK)
 		r.JSON(t, &tn)
 		if tn.ID != "acme" || tn.Name != st.wantName || tn.Status != st.wantStatus {
-			t.Errorf("PATCH %s gave %+v, want name %q status %q", st.body, tn, st.wantName, st.wantStatus)
+			t.Errorf("PATCH %s gave %+v, want name %q status %q",
+				st.body, tn, st.wantName, st.wantStatus)
 		}
 		if tn.CreatedAt != created.CreatedAt {
-			t.Errorf("PATCH %s changed createdAt from %s to %s", st.body, created.CreatedAt, tn.CreatedAt)
+			t.Errorf("PATCH %s changed createdAt from %s to %s",
+				st.body, created.CreatedAt, tn.CreatedAt)
 		}
 		if !testserver.TimeFormat.MatchString(tn.UpdatedAt) || tn.UpdatedAt < last.UpdatedAt {
 			t.Errorf("PATCH %s: updatedAt %s after %s", st.body, tn.UpdatedAt, last.UpdatedAt)

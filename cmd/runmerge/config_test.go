@@ -15,40 +15,58 @@ import (
 )
 
 // configKeys gives, for every key, three valid values unlike each other and
-// unlike the default (one for the file, one for the environment, one for a
-// flag) and how to read the key back from a Config.
+// unlike the default: one for the file, one for the environment, one for a
+// flag. configValue reads a key back from a Config.
 var configKeys = []struct {
-	key     string
-	file    string
-	env     string
-	flag    string
-	current func(*Config) string
+	key, file, env, flag string
 }{
-	{"data_dir", "d-file", "d-env", "d-flag", func(c *Config) string { return filepath.Base(c.DataDir) }},
-	{"server.addr", "127.0.0.1:7001", "127.0.0.1:7002", "127.0.0.1:7003",
-		func(c *Config) string { return c.Server.Addr }},
-	{"server.read_header_timeout", "1s", "2s", "3s",
-		func(c *Config) string { return c.Server.ReadHeaderTimeout.String() }},
-	{"server.read_timeout", "1m0s", "2m0s", "3m0s", func(c *Config) string { return c.Server.ReadTimeout.String() }},
-	{"server.idle_timeout", "1s", "2s", "3s", func(c *Config) string { return c.Server.IdleTimeout.String() }},
-	{"server.shutdown_timeout", "1s", "2s", "3s",
-		func(c *Config) string { return c.Server.ShutdownTimeout.String() }},
-	{"log.level", "debug", "warn", "error", func(c *Config) string { return c.Log.Level }},
-	{"log.format", "json", "text", "json", func(c *Config) string { return c.Log.Format }},
-	{"pool.max_open", "7", "8", "9", func(c *Config) string { return fmt.Sprint(c.Pool.MaxOpen) }},
-	{"pool.idle_timeout", "0s", "1h0m0s", "2h0m0s", func(c *Config) string { return c.Pool.IdleTimeout.String() }},
-	{"pool.readers", "1", "3", "4", func(c *Config) string { return fmt.Sprint(c.Pool.Readers) }},
-	{"sqlite.synchronous", "FULL", "OFF", "EXTRA", func(c *Config) string { return c.SQLite.Synchronous }},
-	{"sqlite.busy_timeout", "1s", "2s", "3s", func(c *Config) string { return c.SQLite.BusyTimeout.String() }},
-	{"sqlite.cache_kib", "64", "65", "66", func(c *Config) string { return fmt.Sprint(c.SQLite.CacheKiB) }},
-	{"auth.root_key", strings.Repeat("f", 32), strings.Repeat("e", 40), strings.Repeat("g", 33),
-		func(c *Config) string { return c.Auth.RootKey }},
-	{"limits.max_body_bytes", "2048", "4096", "8192", func(c *Config) string { return fmt.Sprint(c.Limits.MaxBodyBytes) }},
-	{"limits.max_import_bytes", "2048", "4096", "8192",
-		func(c *Config) string { return fmt.Sprint(c.Limits.MaxImportBytes) }},
-	{"limits.rate_per_key", "10", "20.5", "0", func(c *Config) string { return fmt.Sprint(c.Limits.RatePerKey) }},
-	{"limits.rate_burst", "1", "2", "3", func(c *Config) string { return fmt.Sprint(c.Limits.RateBurst) }},
-	{"metrics.enabled", "false", "true", "false", func(c *Config) string { return fmt.Sprint(c.Metrics.Enabled) }},
+	{"data_dir", "d-file", "d-env", "d-flag"},
+	{"server.addr", "127.0.0.1:7001", "127.0.0.1:7002", "127.0.0.1:7003"},
+	{"server.read_header_timeout", "1s", "2s", "3s"},
+	{"server.read_timeout", "1m0s", "2m0s", "3m0s"},
+	{"server.idle_timeout", "1s", "2s", "3s"},
+	{"server.shutdown_timeout", "1s", "2s", "3s"},
+	{"log.level", "debug", "warn", "error"},
+	{"log.format", "json", "text", "json"},
+	{"pool.max_open", "7", "8", "9"},
+	{"pool.idle_timeout", "0s", "1h0m0s", "2h0m0s"},
+	{"pool.readers", "1", "3", "4"},
+	{"sqlite.synchronous", "FULL", "OFF", "EXTRA"},
+	{"sqlite.busy_timeout", "1s", "2s", "3s"},
+	{"sqlite.cache_kib", "64", "65", "66"},
+	{"auth.root_key", strings.Repeat("f", 32), strings.Repeat("e", 40), strings.Repeat("g", 33)},
+	{"limits.max_body_bytes", "2048", "4096", "8192"},
+	{"limits.max_import_bytes", "2048", "4096", "8192"},
+	{"limits.rate_per_key", "10", "20.5", "0"},
+	{"limits.rate_burst", "1", "2", "3"},
+	{"metrics.enabled", "false", "true", "false"},
+}
+
+// configValue returns the value of key in c, found by the same mapstructure
+// tags that decoding uses, as text: durations as 1m0s, data_dir by its last
+// element (it is made absolute).
+func configValue(t *testing.T, c *Config, key string) string {
+	t.Helper()
+	v := reflect.ValueOf(*c)
+	for _, name := range strings.Split(key, ".") {
+		i := slices.IndexFunc(reflect.VisibleFields(v.Type()), func(f reflect.StructField) bool {
+			return f.Tag.Get("mapstructure") == name
+		})
+		if i < 0 {
+			t.Fatalf("Config has no field for %s", key)
+		}
+		v = v.Field(i)
+	}
+	switch x := v.Interface().(type) {
+	case time.Duration:
+		return x.String()
+	case string:
+		if key == "data_dir" {
+			return filepath.Base(x)
+		}
+		return x
+	}
+	return fmt.Sprint(v.Interface())
 }
 
 // TestConfigPrecedence sets every key at each level in turn and checks that
@@ -68,27 +86,30 @@ func TestConfigPrecedence(t *testing.T) {
 
 	for _, k := range configKeys {
 		t.Run(k.key, func(t *testing.T) {
-			def := mustLoad(t, "", nil)
-			if got, want := k.current(def), defaultText(k.key); got != want {
+			value := func(file string, flags map[string]*pflag.Flag) string {
+				return configValue(t, mustLoad(t, file, flags), k.key)
+			}
+			if got, want := value("", nil), defaultText(k.key); got != want {
 				t.Errorf("default %q, want %q", got, want)
 			}
 
 			file := writeYAML(t, map[string]string{k.key: k.file})
-			if got := k.current(mustLoad(t, file, nil)); got != k.file {
+			if got := value(file, nil); got != k.file {
 				t.Errorf("file sets %q, got %q", k.file, got)
 			}
 
-			t.Setenv(envName(k.key), k.env)
-			if got := k.current(mustLoad(t, file, nil)); got != k.env {
-				t.Errorf("file %q, env %s=%q: got %q, want the env's", k.file, envName(k.key), k.env, got)
+			env := envName(k.key)
+			t.Setenv(env, k.env)
+			if got := value(file, nil); got != k.env {
+				t.Errorf("file %q, env %s=%q: got %q, want the env's", k.file, env, k.env, got)
 			}
-			if got := k.current(mustLoad(t, "", nil)); got != k.env {
-				t.Errorf("env %s=%q alone: got %q", envName(k.key), k.env, got)
+			if got := value("", nil); got != k.env {
+				t.Errorf("env %s=%q alone: got %q", env, k.env, got)
 			}
 
-			flags := flagFor(t, k.key, k.flag)
-			if got := k.current(mustLoad(t, file, flags)); got != k.flag {
-				t.Errorf("file %q, env %q, flag %q: got %q, want the flag's", k.file, k.env, k.flag, got)
+			if got := value(file, flagFor(t, k.key, k.flag)); got != k.flag {
+				t.Errorf("file %q, env %q, flag %q: got %q, want the flag's",
+					k.file, k.env, k.flag, got)
 			}
 		})
 	}
@@ -159,37 +180,45 @@ func TestConfigRejectsBadValues(t *testing.T) {
 		flag [2]string
 		key  string // the key the error must name
 	}{
-		{name: "negative pool size", env: map[string]string{"RUNMERGE_POOL_MAX_OPEN": "-1"}, key: "pool.max_open:"},
-		{name: "zero pool size", env: map[string]string{"RUNMERGE_POOL_MAX_OPEN": "0"}, key: "pool.max_open:"},
-		{name: "pool size not a number", env: map[string]string{"RUNMERGE_POOL_MAX_OPEN": "lots"},
-			key: "pool.max_open:"},
-		{name: "negative pool size in the file", file: "pool:\n  max_open: -5\n", key: "pool.max_open:"},
-		{name: "negative pool size as a flag", flag: [2]string{"pool.max_open", "-2"}, key: "pool.max_open:"},
-		{name: "unparsable duration", env: map[string]string{"RUNMERGE_SERVER_READ_TIMEOUT": "soon"},
-			key: "server.read_timeout:"},
-		{name: "duration without a unit", file: "server:\n  shutdown_timeout: 30\n", key: "server.shutdown_timeout:"},
-		{name: "zero duration", env: map[string]string{"RUNMERGE_SQLITE_BUSY_TIMEOUT": "0s"},
-			key: "sqlite.busy_timeout:"},
-		{name: "negative idle timeout", env: map[string]string{"RUNMERGE_POOL_IDLE_TIMEOUT": "-1s"},
-			key: "pool.idle_timeout:"},
-		{name: "unknown log level", env: map[string]string{"RUNMERGE_LOG_LEVEL": "loud"}, key: "log.level:"},
-		{name: "unknown log format", file: "log:\n  format: xml\n", key: "log.format:"},
-		{name: "unknown synchronous", env: map[string]string{"RUNMERGE_SQLITE_SYNCHRONOUS": "SOMETIMES"},
-			key: "sqlite.synchronous:"},
-		{name: "short root key", env: map[string]string{"RUNMERGE_AUTH_ROOT_KEY": "hunter2"}, key: "auth.root_key:"},
-		{name: "tiny body limit", env: map[string]string{"RUNMERGE_LIMITS_MAX_BODY_BYTES": "10"},
-			key: "limits.max_body_bytes:"},
-		{name: "negative rate", env: map[string]string{"RUNMERGE_LIMITS_RATE_PER_KEY": "-1"},
-			key: "limits.rate_per_key:"},
-		{name: "rate not a number", env: map[string]string{"RUNMERGE_LIMITS_RATE_PER_KEY": "fast"},
-			key: "limits.rate_per_key:"},
-		{name: "boolean not a boolean", env: map[string]string{"RUNMERGE_METRICS_ENABLED": "maybe"},
-			key: "metrics.enabled:"},
-		{name: "too many readers", file: "pool:\n  readers: 65\n", key: "pool.readers:"},
-		{name: "empty address", flag: [2]string{"server.addr", ""}, key: "server.addr:"},
-		{name: "unknown key in the file", file: "server:\n  adr: 0.0.0.0:80\n", key: `"server.adr"`},
-		{name: "unknown section in the file", file: "webhook:\n  url: x\n", key: `"webhook.url"`},
-		{name: "value where a section belongs", file: "pool: 5\n", key: "pool:"},
+		{name: "negative pool size", key: "pool.max_open:",
+			env: map[string]string{"RUNMERGE_POOL_MAX_OPEN": "-1"}},
+		{name: "zero pool size", key: "pool.max_open:",
+			env: map[string]string{"RUNMERGE_POOL_MAX_OPEN": "0"}},
+		{name: "pool size not a number", key: "pool.max_open:",
+			env: map[string]string{"RUNMERGE_POOL_MAX_OPEN": "lots"}},
+		{name: "negative pool size in the file", key: "pool.max_open:",
+			file: "pool:\n  max_open: -5\n"},
+		{name: "negative pool size as a flag", key: "pool.max_open:",
+			flag: [2]string{"pool.max_open", "-2"}},
+		{name: "unparsable duration", key: "server.read_timeout:",
+			env: map[string]string{"RUNMERGE_SERVER_READ_TIMEOUT": "soon"}},
+		{name: "duration without a unit", key: "server.shutdown_timeout:",
+			file: "server:\n  shutdown_timeout: 30\n"},
+		{name: "zero duration", key: "sqlite.busy_timeout:",
+			env: map[string]string{"RUNMERGE_SQLITE_BUSY_TIMEOUT": "0s"}},
+		{name: "negative idle timeout", key: "pool.idle_timeout:",
+			env: map[string]string{"RUNMERGE_POOL_IDLE_TIMEOUT": "-1s"}},
+		{name: "unknown log level", key: "log.level:",
+			env: map[string]string{"RUNMERGE_LOG_LEVEL": "loud"}},
+		{name: "unknown log format", key: "log.format:",
+			file: "log:\n  format: xml\n"},
+		{name: "unknown synchronous", key: "sqlite.synchronous:",
+			env: map[string]string{"RUNMERGE_SQLITE_SYNCHRONOUS": "SOMETIMES"}},
+		{name: "short root key", key: "auth.root_key:",
+			env: map[string]string{"RUNMERGE_AUTH_ROOT_KEY": "hunter2"}},
+		{name: "tiny body limit", key: "limits.max_body_bytes:",
+			env: map[string]string{"RUNMERGE_LIMITS_MAX_BODY_BYTES": "10"}},
+		{name: "negative rate", key: "limits.rate_per_key:",
+			env: map[string]string{"RUNMERGE_LIMITS_RATE_PER_KEY": "-1"}},
+		{name: "rate not a number", key: "limits.rate_per_key:",
+			env: map[string]string{"RUNMERGE_LIMITS_RATE_PER_KEY": "fast"}},
+		{name: "boolean not a boolean", key: "metrics.enabled:",
+			env: map[string]string{"RUNMERGE_METRICS_ENABLED": "maybe"}},
+		{name: "too many readers", key: "pool.readers:", file: "pool:\n  readers: 65\n"},
+		{name: "empty address", key: "server.addr:", flag: [2]string{"server.addr", ""}},
+		{name: "unknown key in the file", key: `"server.adr"`, file: "server:\n  adr: 0.0.0.0:80\n"},
+		{name: "unknown section in the file", key: `"webhook.url"`, file: "webhook:\n  url: x\n"},
+		{name: "value where a section belongs", key: "pool:", file: "pool: 5\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -303,7 +332,7 @@ func sortedDefaultKeys() []string {
 	return keys
 }
 
-// defaultText is the default of key as the current functions print it.
+// defaultText is the default of key as configValue prints it.
 func defaultText(key string) string {
 	d := defaults[key]
 	if s, ok := d.(string); ok && strings.HasSuffix(key, "timeout") {

@@ -153,12 +153,13 @@ func TestMainRefusesBadConfig(t *testing.T) {
 		want  string // in the one line of stderr
 	}{
 		{name: "negative pool size", env: []string{"RUNMERGE_POOL_MAX_OPEN=-1"}, want: "pool.max_open"},
-		{name: "pool size not a number", env: []string{"RUNMERGE_POOL_MAX_OPEN=many"}, want: "pool.max_open"},
+		{name: "pool size not a number", env: []string{"RUNMERGE_POOL_MAX_OPEN=many"},
+			want: "pool.max_open"},
 		{name: "unparsable duration", env: []string{"RUNMERGE_SERVER_SHUTDOWN_TIMEOUT=30"},
 			want: "server.shutdown_timeout"},
 		{name: "unknown log level", env: []string{"RUNMERGE_LOG_LEVEL=verbose"}, want: "log.level"},
-		{name: "unknown key in ./config.yaml", files: map[string]string{"config.yaml": "pool:\n  max_opn: 10\n"},
-			want: "pool.max_opn"},
+		{name: "unknown key in ./config.yaml", want: "pool.max_opn",
+			files: map[string]string{"config.yaml": "pool:\n  max_opn: 10\n"}},
 		{name: "bad value in --config", files: map[string]string{"other.yaml": "pool:\n  readers: 0\n"},
 			args: []string{"--config", "other.yaml"}, want: "pool.readers"},
 		{name: "broken --config", files: map[string]string{"other.yaml": "log:\n  format: [\n"},
@@ -183,7 +184,8 @@ func TestMainRefusesBadConfig(t *testing.T) {
 			}
 			stderr := p.stderr.String()
 			lines := strings.Split(strings.TrimSuffix(stderr, "\n"), "\n")
-			if len(lines) != 1 || !strings.HasPrefix(lines[0], "runmerge: ") || !strings.Contains(lines[0], tt.want) {
+			one := len(lines) == 1 && strings.HasPrefix(lines[0], "runmerge: ")
+			if !one || !strings.Contains(lines[0], tt.want) {
 				t.Errorf("stderr %q, want one line \"runmerge: ...\" naming %s", stderr, tt.want)
 			}
 			if out := p.stdout.String(); out != "" {
@@ -217,8 +219,8 @@ func TestMainFlagsBeatEnvironmentAndFile(t *testing.T) {
 		if !strings.HasPrefix(addr, "127.0.0.1:") {
 			t.Errorf("%v: listens on %s", tt.args, addr)
 		}
-		testserver.NewClient("http://"+addr, "").Do(t, testserver.Request{Method: "GET", Path: "/readyz"}).
-			WantStatus(t, 200)
+		c := testserver.NewClient("http://"+addr, "")
+		c.Do(t, testserver.Request{Method: "GET", Path: "/readyz"}).WantStatus(t, 200)
 		p.signal(t, syscall.SIGTERM)
 		if code := p.wait(t, 30*time.Second); code != 0 {
 			t.Errorf("%v: exit status %d; stderr:\n%s", tt.args, code, p.stderr)
@@ -263,7 +265,8 @@ func TestMainShutdown(t *testing.T) {
 			if !strings.Contains(p.stderr.String(), `msg=stopped`) {
 				t.Errorf("no \"stopped\" in the log:\n%s", p.stderr)
 			}
-			if got := testserver.TenantFiles(t, filepath.Join(dir, "data")); len(got) != 1 || got[0] != "slow.db" {
+			got := testserver.TenantFiles(t, filepath.Join(dir, "data"))
+			if len(got) != 1 || got[0] != "slow.db" {
 				t.Errorf("tenant files %v, want [slow.db]", got)
 			}
 		})
@@ -292,7 +295,8 @@ func TestMainShutdownIsBounded(t *testing.T) {
 	// Not a clean stop: say so, in words an operator can act on.
 	lines := strings.Split(strings.TrimSpace(p.stderr.String()), "\n")
 	last := lines[len(lines)-1]
-	if code == 0 || !strings.HasPrefix(last, "runmerge: ") || !strings.Contains(last, "server.shutdown_timeout") {
+	said := strings.HasPrefix(last, "runmerge: ") && strings.Contains(last, "server.shutdown_timeout")
+	if code == 0 || !said {
 		t.Errorf("exit status %d, last line of stderr %q; want non-zero and a line naming "+
 			"server.shutdown_timeout", code, last)
 	}

@@ -83,8 +83,8 @@ func TestServeEndToEnd(t *testing.T) {
 			}},
 		{name: "suspend", req: patch("/v1/tenants/acme", `{"status":"suspended"}`), status: 200},
 		{name: "rename", req: patch("/v1/tenants/acme", `{"name":"Acme"}`), status: 200},
-		{name: "delete a missing tenant", req: testserver.Request{Method: "DELETE", Path: "/v1/tenants/acme-tmp"}, status: 404,
-			code: "not_found"},
+		{name: "delete a missing tenant", req: testserver.Request{Method: "DELETE", Path: "/v1/tenants/x"},
+			status: 404, code: "not_found"},
 		{name: "wrong method", req: testserver.Request{Method: "PUT", Path: "/v1/tenants/acme", Body: "{}"},
 			status: 405, code: "method_not_allowed"},
 		{name: "unknown route", req: get("/v2/tenants"), status: 404, code: "not_found"},
@@ -92,7 +92,8 @@ func TestServeEndToEnd(t *testing.T) {
 		{name: "bad limit", req: get("/v1/tenants?limit=1000"), status: 400, code: "invalid_parameter"},
 		{name: "not JSON", req: withContentType(post("/v1/tenants", `{}`), "text/csv"), status: 415,
 			code: "unsupported_media_type"},
-		{name: "malformed JSON", req: post("/v1/tenants", `{"id":"x",}`), status: 400, code: "invalid_json"},
+		{name: "malformed JSON", req: post("/v1/tenants", `{"id":"x",}`),
+			status: 400, code: "invalid_json"},
 		{name: "body over limits.max_body_bytes",
 			req:    post("/v1/tenants", `{"name":"`+strings.Repeat("x", int(cfg.Limits.MaxBodyBytes))+`"}`),
 			status: 413, code: "body_too_large"},
@@ -220,7 +221,8 @@ func TestServeShutdownWithRequestsInFlight(t *testing.T) {
 				default:
 				}
 				id := fmt.Sprintf("c-%d-%d", g, i)
-				req, _ := http.NewRequest("POST", c.URL+"/v1/tenants", strings.NewReader(`{"id":"`+id+`"}`))
+				body := strings.NewReader(`{"id":"` + id + `"}`)
+				req, _ := http.NewRequest("POST", c.URL+"/v1/tenants", body)
 				req.Header.Set("Content-Type", "application/json")
 				req.Header.Set("X-Api-Key", key)
 				resp, err := client.Do(req)
@@ -275,7 +277,8 @@ func TestServeShutdownWithRequestsInFlight(t *testing.T) {
 	c.URL = "http://" + srv.addr
 	slices.Sort(created)
 	if ids := listIDs(t, c); !slices.Equal(ids, created) {
-		t.Errorf("after the restart the tenants are\n%v\nthe creates answered 201 were\n%v", ids, created)
+		t.Errorf("after the restart the tenants are\n%v\nthe creates answered 201 were\n%v",
+			ids, created)
 	}
 	wantFiles(t, dataDir, created...)
 	srv.stop(t)
