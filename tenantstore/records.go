@@ -60,6 +60,13 @@ type SavedResponse struct {
 
 const recordColumns = `rid, id, seq, data, version, created_at, updated_at, deleted_at`
 
+// updatedBeforeQuery finds the position of the last record changed before a
+// time. Rows in (updated_at, seq) order are in seq order, so the last index
+// entry before the time holds the largest seq: one seek, where max(seq)
+// would read every entry before the time.
+const updatedBeforeQuery = `SELECT seq FROM records WHERE updated_at < ?
+	ORDER BY updated_at DESC, seq DESC LIMIT 1`
+
 // ListRecords returns up to f.Limit records of f.Collection in change order,
 // and whether more follow. For an event manager (p with RoleEventManager)
 // only the records within its reach are listed.
@@ -74,14 +81,44 @@ func (db *DB) ListRecords(ctx context.Context, p *runmerge.Principal, f RecordFi
 		// time would miss it if T were left out. It sees that one twice
 		// instead, as API.md allows.
 		var s sql.NullInt64
-		err := db.r.QueryRowContext(ctx, `SELECT max(seq) FROM records WHERE updated_at < ?`,
+		err := cachedDB{db.rstmts}.QueryRowContext(ctx, updatedBeforeQuery,
 			formatTime(*f.UpdatedAfter)).Scan(&s)
-		if err != nil {
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return nil, false, fmt.Errorf("list %s: %w", f.Collection.Name, err)
 		}
 		after = max(after, s.Int64)
 	}
 
+	query, args := listQuery(p, f, after)
+
+	rows, err := cachedDB{db.rstmts}.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, false, fmt.Errorf("list %s: %w", f.Collection.Name, err)
+	}
+	defer rows.Close()
+	var list []*runmerge.Record
+	for rows.Next() {
+		r, err := scanRecord(rows, f.Collection.Name, true)
+		if err != nil {
+			return nil, false, fmt.Errorf("list %s: %w", f.Collection.Name, err)
+		}
+		r.TenantID = db.id
+		list = append(list, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, fmt.Errorf("list %s: %w", f.Collection.Name, err)
+	}
+	more := len(list) > f.Limit
+	if more {
+		list = list[:f.Limit]
+	}
+	return list, more, nil
+}
+
+// listQuery builds the query of a page of ListRecords: the records of
+// f.Collection positioned after seq after that pass f's filters and p's
+// reach, in change order, one more than f.Limit.
+func listQuery(p *runmerge.Principal, f RecordFilter, after int64) (string, []any) {
 	var b strings.Builder
 	args := []any{f.Collection.Name, after}
 	b.WriteString(`SELECT ` + recordColumns)
@@ -122,29 +159,7 @@ func (db *DB) ListRecords(ctx context.Context, p *runmerge.Principal, f RecordFi
 	}
 	b.WriteString(` ORDER BY seq LIMIT ?`)
 	args = append(args, f.Limit+1)
-
-	rows, err := db.r.QueryContext(ctx, b.String(), args...)
-	if err != nil {
-		return nil, false, fmt.Errorf("list %s: %w", f.Collection.Name, err)
-	}
-	defer rows.Close()
-	var list []*runmerge.Record
-	for rows.Next() {
-		r, err := scanRecord(rows, f.Collection.Name, true)
-		if err != nil {
-			return nil, false, fmt.Errorf("list %s: %w", f.Collection.Name, err)
-		}
-		r.TenantID = db.id
-		list = append(list, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, false, fmt.Errorf("list %s: %w", f.Collection.Name, err)
-	}
-	more := len(list) > f.Limit
-	if more {
-		list = list[:f.Limit]
-	}
-	return list, more, nil
+	return b.String(), args
 }
 
 // scopeClause limits a list to an event manager's reach: its events, and
@@ -191,14 +206,24 @@ func scanRecord(s scanner, collection string, withRawColumn bool) (*runmerge.Rec
 // GetRecord returns record id of collection c, if it is live and within p's
 // reach; otherwise an ENOTFOUND error.
 func (db *DB) GetRecord(ctx context.Context, p *runmerge.Principal, c *runmerge.Collection, id string, withRaw bool) (*runmerge.Record, error) {
-	r, err := getRecord(ctx, db.r, db.id, c.Name, id, withRaw)
+	r, err := getRecord(ctx, cachedDB{db.rstmts}, db.id, c.Name, id, withRaw)
 	if err != nil {
 		return nil, err
 	}
-	if err := runmerge.Authorize(p, runmerge.ActionRecordRead, target(db.id, c, r)); err != nil {
+	if err := authorize(p, runmerge.ActionRecordRead, target(db.id, c, r)); err != nil {
 		return nil, err
 	}
 	return r, nil
+}
+
+// authorize asks the policy, and answers for a record outside p's reach
+// exactly as for one that does not exist.
+func authorize(p *runmerge.Principal, action runmerge.Action, t runmerge.Target) error {
+	err := runmerge.Authorize(p, action, t)
+	if runmerge.ErrorCode(err) == runmerge.ENOTFOUND {
+		return errRecordNotFound
+	}
+	return err
 }
 
 type queryer interface {
@@ -246,6 +271,26 @@ func getRecord(ctx context.Context, q queryer, tenantID, collection, id string, 
 // target describes record r for the policy.
 func target(tenantID string, c *runmerge.Collection, r *runmerge.Record) runmerge.Target {
 	return runmerge.Target{TenantID: tenantID, Collection: c.Name, EventIDs: r.EventIDs}
+}
+
+// writeTarget describes a write for the policy: record cur (nil for a
+// create) of collection c, linking to events before and to d's after.
+func writeTarget(tenantID string, c *runmerge.Collection, cur *runmerge.Record, before []string, d *draft, id string) runmerge.Target {
+	t := runmerge.Target{TenantID: tenantID, Collection: c.Name, EventIDs: d.eventIDs(c, id),
+		Links: &runmerge.EventLinks{Before: before, After: linkedEvents(c, d.index)}}
+	if cur != nil {
+		t.EventIDs = cur.EventIDs
+	}
+	return t
+}
+
+// linkedEvents returns the events a record links to: its eventId and
+// relationships.linkedEventIds, which for an event are only the latter.
+func linkedEvents(c *runmerge.Collection, ix runmerge.Index) []string {
+	if c.Name == runmerge.CollectionEvents {
+		return ix.Links["linkedEventIds"]
+	}
+	return ix.EventIDs
 }
 
 // draft is a record body checked and split into what storage keeps.
@@ -299,14 +344,13 @@ func (db *DB) CreateRecord(ctx context.Context, p *runmerge.Principal, c *runmer
 		return nil, err
 	}
 	id := uuid.Must(uuid.NewV7()).String()
-	if err := runmerge.Authorize(p, runmerge.ActionRecordCreate,
-		runmerge.Target{TenantID: db.id, Collection: c.Name, EventIDs: d.eventIDs(c, id)}); err != nil {
+	if err := authorize(p, runmerge.ActionRecordCreate, writeTarget(db.id, c, nil, nil, d, id)); err != nil {
 		return nil, err
 	}
 
 	var rec *runmerge.Record
 	err = db.Write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		w := &recordTx{tx: tx, tenantID: db.id}
+		w := &recordTx{tx: cachedTx{tx, db.wstmts}, tenantID: db.id}
 		if err := w.checkLinks(ctx, d, ""); err != nil {
 			return err
 		}
@@ -315,7 +359,7 @@ func (db *DB) CreateRecord(ctx context.Context, p *runmerge.Principal, c *runmer
 			return err
 		}
 		if idem != nil {
-			if err := saveResponse(ctx, tx, idem, render(r)); err != nil {
+			if err := saveResponse(ctx, w.tx, idem, render(r)); err != nil {
 				return err
 			}
 		}
@@ -337,12 +381,12 @@ func (db *DB) UpdateRecord(ctx context.Context, p *runmerge.Principal, c *runmer
 	}
 	var rec *runmerge.Record
 	err := db.Write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		w := &recordTx{tx: tx, tenantID: db.id}
-		cur, err := getRecord(ctx, tx, db.id, c.Name, id, true)
+		w := &recordTx{tx: cachedTx{tx, db.wstmts}, tenantID: db.id}
+		cur, err := getRecord(ctx, w.tx, db.id, c.Name, id, true)
 		if err != nil {
 			return err
 		}
-		if err := runmerge.Authorize(p, runmerge.ActionRecordUpdate, target(db.id, c, cur)); err != nil {
+		if err := authorize(p, runmerge.ActionRecordUpdate, target(db.id, c, cur)); err != nil {
 			return err
 		}
 		if ifMatch != nil && *ifMatch != cur.Version {
@@ -352,16 +396,15 @@ func (db *DB) UpdateRecord(ctx context.Context, p *runmerge.Principal, c *runmer
 		if err != nil {
 			return err
 		}
+		before := linkedEvents(c, c.Index(doc))
 		d, err := prepare(c, runmerge.MergePatch(doc, patch), "", false)
 		if err != nil {
 			return err
 		}
-		if p.Role == runmerge.RoleEventManager {
-			// The record must stay within the event manager's reach.
-			if err := runmerge.Authorize(p, runmerge.ActionRecordUpdate,
-				runmerge.Target{TenantID: db.id, Collection: c.Name, EventIDs: d.eventIDs(c, id)}); err != nil {
-				return runmerge.Errorf(runmerge.EFORBIDDEN, "an event manager may not link a record to events outside its reach")
-			}
+		// Now that the change is known: an event manager may not move the
+		// record out of its reach, nor link it to events of others.
+		if err := authorize(p, runmerge.ActionRecordUpdate, writeTarget(db.id, c, cur, before, d, id)); err != nil {
+			return err
 		}
 		if err := w.checkLinks(ctx, d, ""); err != nil {
 			return err
@@ -409,12 +452,12 @@ func decodeDocument(b []byte) (map[string]any, error) {
 // DeleteRecord turns record id of c into a tombstone.
 func (db *DB) DeleteRecord(ctx context.Context, p *runmerge.Principal, c *runmerge.Collection, id string, ifMatch *int64) error {
 	err := db.Write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		w := &recordTx{tx: tx, tenantID: db.id}
-		cur, err := getRecord(ctx, tx, db.id, c.Name, id, false)
+		w := &recordTx{tx: cachedTx{tx, db.wstmts}, tenantID: db.id}
+		cur, err := getRecord(ctx, w.tx, db.id, c.Name, id, false)
 		if err != nil {
 			return err
 		}
-		if err := runmerge.Authorize(p, runmerge.ActionRecordDelete, target(db.id, c, cur)); err != nil {
+		if err := authorize(p, runmerge.ActionRecordDelete, target(db.id, c, cur)); err != nil {
 			return err
 		}
 		if ifMatch != nil && *ifMatch != cur.Version {
@@ -454,7 +497,7 @@ func (db *DB) BulkUpsert(ctx context.Context, p *runmerge.Principal, c *runmerge
 
 	var out []*runmerge.Record
 	err := db.Write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		w := &recordTx{tx: tx, tenantID: db.id}
+		w := &recordTx{tx: cachedTx{tx, db.wstmts}, tenantID: db.id}
 		out = make([]*runmerge.Record, 0, len(drafts))
 		for i, d := range drafts {
 			prefix := "/records/" + strconv.Itoa(i)
@@ -465,7 +508,7 @@ func (db *DB) BulkUpsert(ctx context.Context, p *runmerge.Principal, c *runmerge
 			out = append(out, r)
 		}
 		if idem != nil {
-			return saveResponse(ctx, tx, idem, render(out))
+			return saveResponse(ctx, w.tx, idem, render(out))
 		}
 		return nil
 	})
@@ -478,7 +521,7 @@ func (db *DB) BulkUpsert(ctx context.Context, p *runmerge.Principal, c *runmerge
 
 // recordTx is the record writes of one transaction.
 type recordTx struct {
-	tx       *sql.Tx
+	tx       sqlRunner
 	tenantID string
 }
 
@@ -652,25 +695,31 @@ func (w *recordTx) upsert(ctx context.Context, p *runmerge.Principal, c *runmerg
 			return nil, fmt.Errorf("find %s by source: %w", c.Name, err)
 		}
 	}
-	if err := w.checkLinks(ctx, d, prefix); err != nil {
-		return nil, err
-	}
+	// The policy decides before the links are checked, so that no answer
+	// shows whether a record out of the caller's reach exists.
 	if cur == nil {
 		id := uuid.Must(uuid.NewV7()).String()
-		if err := runmerge.Authorize(p, runmerge.ActionRecordCreate,
-			runmerge.Target{TenantID: w.tenantID, Collection: c.Name, EventIDs: d.eventIDs(c, id)}); err != nil {
+		if err := authorize(p, runmerge.ActionRecordCreate, writeTarget(w.tenantID, c, nil, nil, d, id)); err != nil {
+			return nil, err
+		}
+		if err := w.checkLinks(ctx, d, prefix); err != nil {
 			return nil, err
 		}
 		return w.insert(ctx, c, id, d)
 	}
-	if err := runmerge.Authorize(p, runmerge.ActionRecordUpdate, target(w.tenantID, c, cur)); err != nil {
+	if err := authorize(p, runmerge.ActionRecordUpdate, target(w.tenantID, c, cur)); err != nil {
 		return nil, err
 	}
-	if p.Role == runmerge.RoleEventManager {
-		if err := runmerge.Authorize(p, runmerge.ActionRecordUpdate,
-			runmerge.Target{TenantID: w.tenantID, Collection: c.Name, EventIDs: d.eventIDs(c, cur.ID)}); err != nil {
-			return nil, runmerge.Errorf(runmerge.EFORBIDDEN, "an event manager may not link a record to events outside its reach")
-		}
+	doc, err := currentDocument(cur)
+	if err != nil {
+		return nil, err
+	}
+	before := linkedEvents(c, c.Index(doc))
+	if err := authorize(p, runmerge.ActionRecordUpdate, writeTarget(w.tenantID, c, cur, before, d, cur.ID)); err != nil {
+		return nil, err
+	}
+	if err := w.checkLinks(ctx, d, prefix); err != nil {
+		return nil, err
 	}
 	return w.update(ctx, c, cur, d)
 }
@@ -776,7 +825,7 @@ func (db *DB) SavedResponseFor(ctx context.Context, keyID, key string) (*SavedRe
 	return &s, nil
 }
 
-func saveResponse(ctx context.Context, tx *sql.Tx, idem *Idempotency, resp SavedResponse) error {
+func saveResponse(ctx context.Context, tx sqlRunner, idem *Idempotency, resp SavedResponse) error {
 	headers, err := json.Marshal(resp.Headers)
 	if err != nil {
 		return err

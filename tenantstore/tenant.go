@@ -20,6 +20,10 @@ type DB struct {
 	w    *sql.DB
 	r    *sql.DB
 
+	// Prepared statements of the writer and of the readers.
+	wstmts *stmtCache
+	rstmts *stmtCache
+
 	// onChange, when set, is told after every commit that changed records
 	// of a collection.
 	onChange func(tenantID, collection string)
@@ -65,7 +69,8 @@ func openTenant(ctx context.Context, id, path string, o Options, create bool, on
 		w.Close()
 		return nil, err
 	}
-	return &DB{id: id, path: path, w: w, r: r, onChange: onChange}, nil
+	return &DB{id: id, path: path, w: w, r: r, onChange: onChange,
+		wstmts: newStmtCache(w, true), rstmts: newStmtCache(r, false)}, nil
 }
 
 var errNoFile = errors.New("tenant file does not exist")
@@ -130,6 +135,7 @@ func (db *DB) commitUntil(op *writeOp) {
 // fails, the transaction cannot be trusted, and the whole batch fails.
 func (db *DB) commit(batch []*writeOp) {
 	ctx := context.Background()
+	db.wstmts.prepareWanted(ctx)
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		for _, op := range batch {
@@ -205,6 +211,9 @@ func (db *DB) apply(ctx context.Context, tx *sql.Tx, op *writeOp, shared bool) (
 // complete on its own, and closes every connection.
 func (db *DB) close() error {
 	var errs []error
+	if err := errors.Join(db.rstmts.close(), db.wstmts.close()); err != nil {
+		errs = append(errs, fmt.Errorf("close statements: %w", err))
+	}
 	if err := db.r.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close readers: %w", err))
 	}

@@ -27,6 +27,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -68,6 +69,7 @@ func main() {
 	flag.StringVar(&o.plotDir, "plot", "", "write charts (PNG) into this directory")
 	flag.StringVar(&o.dataDir, "data-dir", "", "where to build data (default: a new temporary directory)")
 	flag.StringVar(&rates, "rates", "", "request rates for the latency-against-rate chart of crud GET, e.g. 2000,4000,8000")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the load tool's own process (the raw workload runs here)")
 	flag.DurationVar(&o.sampleEvery, "sample-every", 10*time.Second, "soak: how often to sample memory, descriptors and WAL size")
 	flag.Usage = func() {
 		fmt.Fprintf(os.Stderr, "usage: runmerge-bench [flags] WORKLOAD...\n\nworkloads: %s\n\nflags:\n",
@@ -94,6 +96,16 @@ func main() {
 		}
 	}
 
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fail(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fail(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	r := &run{opts: o, Machine: machine()}
@@ -120,6 +132,7 @@ func main() {
 }
 
 func fail(err error) {
+	pprof.StopCPUProfile()
 	fmt.Fprintln(os.Stderr, "runmerge-bench:", err)
 	os.Exit(1)
 }
