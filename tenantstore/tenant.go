@@ -129,82 +129,63 @@ func (db *DB) commitUntil(op *writeOp) {
 	}
 }
 
-// commit runs one batch in one transaction. A write that fails leaves no
-// change behind: in a shared batch its savepoint is rolled back, and a batch
-// in which no write succeeded is rolled back whole. If undoing one write
-// fails, the transaction cannot be trusted, and the whole batch fails.
+// commit runs one batch. Writes share one transaction without savepoints
+// (a savepoint makes the full-text index flush, which costs more than the
+// write): if any of them fails, the transaction is rolled back and each
+// write runs again in a transaction of its own, so that only the failing
+// ones fail and none leaves a change behind.
 func (db *DB) commit(batch []*writeOp) {
 	ctx := context.Background()
 	db.wstmts.prepareWanted(ctx)
-	tx, err := db.w.BeginTx(ctx, nil)
-	if err != nil {
-		for _, op := range batch {
-			op.finished = true
-			op.done <- fmt.Errorf("begin write: %w", err)
-		}
+	if len(batch) > 1 && db.commitShared(ctx, batch) {
 		return
 	}
-
-	results := make([]error, len(batch))
-	kept := 0
-	for i, op := range batch {
-		results[i], err = db.apply(ctx, tx, op, len(batch) > 1)
-		if err != nil {
-			break
-		}
-		if results[i] == nil {
-			kept++
-		}
-	}
-
-	switch {
-	case err != nil:
-		err = errors.Join(fmt.Errorf("write: %w", err), tx.Rollback())
-	case kept == 0:
-		if rerr := tx.Rollback(); rerr != nil {
-			err = fmt.Errorf("roll back write: %w", rerr)
-		}
-	default:
-		if cerr := tx.Commit(); cerr != nil {
-			err = fmt.Errorf("commit: %w", cerr)
-		}
-	}
-	for i, op := range batch {
-		op.finished = true
-		switch {
-		case results[i] == nil:
-			op.done <- err
-		case err == nil:
-			op.done <- results[i]
-		default:
-			op.done <- errors.Join(results[i], err)
-		}
+	for _, op := range batch {
+		db.commitShared(ctx, []*writeOp{op})
 	}
 }
 
-// apply runs one write of a batch, inside a savepoint when it shares the
-// transaction with others. It returns the write's own error, and separately
-// an error that leaves the transaction unusable.
-func (db *DB) apply(ctx context.Context, tx *sql.Tx, op *writeOp, shared bool) (opErr, txErr error) {
-	if err := op.ctx.Err(); err != nil {
-		return err, nil
-	}
-	if !shared {
-		return op.fn(ctx, tx), nil
-	}
-	if _, err := tx.ExecContext(ctx, "SAVEPOINT w"); err != nil {
-		return nil, err
-	}
-	if err := op.fn(ctx, tx); err != nil {
-		if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO w; RELEASE w"); rerr != nil {
-			return err, rerr
+// commitShared runs batch in one transaction and reports whether every
+// write in it is finished: false means one failed and the batch, rolled
+// back, must be retried write by write. A batch of one always finishes.
+func (db *DB) commitShared(ctx context.Context, batch []*writeOp) bool {
+	finish := func(err error) {
+		for _, op := range batch {
+			op.finished = true
+			op.done <- err
 		}
-		return err, nil
 	}
-	if _, err := tx.ExecContext(ctx, "RELEASE w"); err != nil {
-		return nil, err
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		finish(fmt.Errorf("begin write: %w", err))
+		return true
 	}
-	return nil, nil
+	results := make([]error, len(batch))
+	for i, op := range batch {
+		if results[i] = op.ctx.Err(); results[i] != nil {
+			continue // given up before it ran: nothing written
+		}
+		if results[i] = op.fn(ctx, tx); results[i] != nil {
+			rerr := tx.Rollback()
+			if len(batch) > 1 {
+				return false
+			}
+			if rerr != nil {
+				results[i] = errors.Join(results[i], fmt.Errorf("roll back write: %w", rerr))
+			}
+			finish(results[i])
+			return true
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		finish(fmt.Errorf("commit: %w", err))
+		return true
+	}
+	for i, op := range batch {
+		op.finished = true
+		op.done <- results[i]
+	}
+	return true
 }
 
 // close checkpoints the WAL into the file, so that a closed tenant's file is
