@@ -76,8 +76,17 @@ func WellFormedKeySecret(s string) bool {
 	if len(s) != len(keyPrefix)+keyEncodedLen || !strings.HasPrefix(s, keyPrefix) {
 		return false
 	}
-	b, err := keyEncoding.DecodeString(s[len(keyPrefix):])
-	if err != nil || len(b) != keyRandomLen+4 {
+	var b [keyRandomLen + 4]byte
+	text := s[len(keyPrefix):]
+	if n, err := keyEncoding.Decode(b[:], []byte(text)); err != nil || n != len(b) {
+		return false
+	}
+	// The last character carries two bits beyond the 24 bytes, which the
+	// decoder ignores. Only the one spelling NewKeySecret writes is a key,
+	// or a mistyped last character would pass the checksum.
+	var canonical [keyEncodedLen]byte
+	keyEncoding.Encode(canonical[:], b[:])
+	if string(canonical[:]) != text {
 		return false
 	}
 	return binary.BigEndian.Uint32(b[keyRandomLen:]) == crc32.ChecksumIEEE(b[:keyRandomLen])

@@ -1,5 +1,7 @@
 package runmerge
 
+import "time"
+
 // Action is what a request does. Every route of the HTTP server declares its
 // action, and Authorize is the one place that decides who may perform it.
 type Action string
@@ -42,15 +44,59 @@ var readActions = map[Action]bool{
 	ActionStreamRead:   true,
 }
 
+// knownActions are the actions Authorize decides on. Any other action, such
+// as the empty one of a route that forgot to declare its own, is refused.
+var knownActions = map[Action]bool{
+	ActionPublic:        true,
+	ActionTenantCreate:  true,
+	ActionTenantRead:    true,
+	ActionTenantUpdate:  true,
+	ActionTenantDelete:  true,
+	ActionTenantExport:  true,
+	ActionTenantImport:  true,
+	ActionKeyCreate:     true,
+	ActionKeyRead:       true,
+	ActionKeyRevoke:     true,
+	ActionWebhookCreate: true,
+	ActionWebhookRead:   true,
+	ActionWebhookUpdate: true,
+	ActionWebhookDelete: true,
+	ActionRecordRead:    true,
+	ActionRecordCreate:  true,
+	ActionRecordUpdate:  true,
+	ActionRecordDelete:  true,
+	ActionStreamRead:    true,
+}
+
+// KnownAction reports whether a is an action the policy decides on.
+func KnownAction(a Action) bool { return knownActions[a] }
+
 // Target is what an action is done to. TenantID is the tenant it belongs to
 // (empty for an action on the platform itself, such as creating a tenant).
 // For records, Collection names the collection, and EventIDs lists the events
-// the record is linked to: its own id for an event, its eventId and
-// relationships.linkedEventIds for the others.
+// the record is linked to as it is stored: its own id for an event, its
+// eventId and relationships.linkedEventIds for the others.
 type Target struct {
 	TenantID   string
 	Collection string
 	EventIDs   []string
+
+	// Links, on a record create or update, says which events the record
+	// links to before and after the write. Nil on an update means the
+	// change is not known yet: only whether the record may be updated at
+	// all is decided.
+	Links *EventLinks
+
+	// Key, on ActionKeyCreate, is the key to be made.
+	Key *Key
+}
+
+// EventLinks are the events a record links to before a write (nil for a
+// create) and after it: its eventId and relationships.linkedEventIds, and
+// for an event its relationships.linkedEventIds.
+type EventLinks struct {
+	Before []string
+	After  []string
 }
 
 // Authorize decides whether p may perform action on target. It returns nil
@@ -58,6 +104,9 @@ type Target struct {
 // that what p cannot see is indistinguishable from what does not exist), and
 // an EFORBIDDEN error when p may see the target but not do this to it.
 func Authorize(p *Principal, action Action, target Target) error {
+	if !knownActions[action] {
+		return Errorf(EFORBIDDEN, "this call declares no action the policy knows")
+	}
 	if action == ActionPublic {
 		return nil
 	}
@@ -65,7 +114,15 @@ func Authorize(p *Principal, action Action, target Target) error {
 		return Errorf(EUNAUTHORIZED, "a valid API key is required")
 	}
 	if p.Platform() {
+		if action == ActionKeyCreate {
+			if err := authorizeKeyGrant(p, target); err != nil {
+				return err
+			}
+		}
 		return authorizePlatform(p, action)
+	}
+	if target.TenantID == "" && action == ActionTenantCreate {
+		return Errorf(EFORBIDDEN, "only platform admin keys may create tenants")
 	}
 	if target.TenantID != p.TenantID {
 		return Errorf(ENOTFOUND, "not found")
@@ -74,11 +131,16 @@ func Authorize(p *Principal, action Action, target Target) error {
 		// Every key of a tenant may see the tenant it belongs to.
 		return nil
 	}
+	if action == ActionKeyCreate {
+		if err := authorizeKeyGrant(p, target); err != nil {
+			return err
+		}
+	}
 	switch p.Role {
 	case RoleAdmin:
-		return authorizeTenantAdmin(action, target)
+		return authorizeTenantAdmin(action)
 	case RoleReadOnly:
-		return authorizeTenantReader(action, target)
+		return authorizeTenantReader(action)
 	case RoleEventManager:
 		return authorizeEventManager(p, action, target)
 	}
@@ -120,16 +182,19 @@ var tenantAdminActions = map[Action]bool{
 	ActionStreamRead:    true,
 }
 
-func authorizeTenantAdmin(action Action, target Target) error {
+func authorizeTenantAdmin(action Action) error {
 	if tenantAdminActions[action] {
 		return nil
 	}
 	return Errorf(EFORBIDDEN, "only platform admin keys may do this")
 }
 
-func authorizeTenantReader(action Action, target Target) error {
+// authorizeTenantReader lets a tenant's read-only key read its records and
+// follow their changes. Webhooks are not records: a subscription's URL often
+// carries a credential of the receiver, so only admins see them.
+func authorizeTenantReader(action Action) error {
 	switch action {
-	case ActionRecordRead, ActionStreamRead, ActionWebhookRead:
+	case ActionRecordRead, ActionStreamRead:
 		return nil
 	}
 	return Errorf(EFORBIDDEN, "a read-only key may not do this")
@@ -137,9 +202,10 @@ func authorizeTenantReader(action Action, target Target) error {
 
 func authorizeEventManager(p *Principal, action Action, target Target) error {
 	switch action {
-	case ActionStreamRead, ActionWebhookRead:
+	case ActionStreamRead:
+		// The stream shows each change only to those who may read it.
 		return nil
-	case ActionRecordRead, ActionRecordUpdate, ActionRecordDelete:
+	case ActionRecordRead, ActionRecordDelete:
 		if !p.reachesAny(target.EventIDs) {
 			return Errorf(ENOTFOUND, "not found")
 		}
@@ -147,16 +213,71 @@ func authorizeEventManager(p *Principal, action Action, target Target) error {
 			return Errorf(EFORBIDDEN, "an event manager may not delete events")
 		}
 		return nil
+	case ActionRecordUpdate:
+		if !p.reachesAny(target.EventIDs) {
+			return Errorf(ENOTFOUND, "not found")
+		}
+		if target.Links == nil {
+			return nil
+		}
+		for _, id := range target.Links.After {
+			if !p.HasEvent(id) && !contains(target.Links.Before, id) {
+				return Errorf(EFORBIDDEN, "an event manager may not link a record to events outside its reach")
+			}
+		}
+		if target.Collection != CollectionEvents && !p.reachesAny(target.Links.After) {
+			return Errorf(EFORBIDDEN, "an event manager may not move a record out of its reach")
+		}
+		return nil
 	case ActionRecordCreate:
 		if target.Collection == CollectionEvents {
 			return Errorf(EFORBIDDEN, "an event manager may not create events")
 		}
-		if len(target.EventIDs) == 0 || !p.reachesAll(target.EventIDs) {
+		var links []string
+		if target.Links != nil {
+			links = target.Links.After
+		}
+		if len(links) == 0 || !p.reachesAll(links) {
 			return Errorf(EFORBIDDEN, "an event manager may only create records linked to its own events")
 		}
 		return nil
 	}
 	return Errorf(EFORBIDDEN, "an event manager may not do this")
+}
+
+// keyRank orders the roles of one tenant by what they may do, for the rule
+// that no key makes a key wider than itself. An event manager's reach is
+// also bounded by its events, which authorizeKeyGrant checks.
+var keyRank = map[string]int{RoleReadOnly: 1, RoleEventManager: 1, RoleAdmin: 2}
+
+// authorizeKeyGrant refuses a key that would be wider than p: a platform
+// key made by a tenant key, a role above p's, events p does not reach, or a
+// key that outlives p.
+func authorizeKeyGrant(p *Principal, target Target) error {
+	k := target.Key
+	if k == nil {
+		return Errorf(EFORBIDDEN, "a key to create must be described")
+	}
+	if k.TenantID != target.TenantID {
+		return Errorf(EFORBIDDEN, "the key's tenant must be the target's")
+	}
+	if !p.Platform() && k.Platform() {
+		return Errorf(EFORBIDDEN, "a tenant key may not create platform keys")
+	}
+	if keyRank[k.Role] == 0 || keyRank[k.Role] > keyRank[p.Role] {
+		return Errorf(EFORBIDDEN, "a key may not create a key with a wider role than its own")
+	}
+	if p.Role != RoleAdmin && k.Role != p.Role {
+		return Errorf(EFORBIDDEN, "a key may not create a key with another role than its own")
+	}
+	if p.Role == RoleEventManager && !p.reachesAll(k.EventIDs) {
+		return Errorf(EFORBIDDEN, "a key may not create a key reaching events it does not reach")
+	}
+	if p.ExpiresAt != nil && (k.ExpiresAt == nil || k.ExpiresAt.After(*p.ExpiresAt)) {
+		return Errorf(EFORBIDDEN, "a key may not create a key that expires after it does (%s)",
+			p.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	return nil
 }
 
 func (p *Principal) reachesAny(ids []string) bool {
@@ -175,4 +296,13 @@ func (p *Principal) reachesAll(ids []string) bool {
 		}
 	}
 	return true
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
 }

@@ -1,6 +1,9 @@
 package runmerge
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Principal is who a request acts as: the key that authenticated it, or the
 // operator's root key from the configuration.
@@ -9,6 +12,10 @@ type Principal struct {
 	TenantID string   // empty for a platform principal
 	Role     string   // RoleAdmin, RoleEventManager or RoleReadOnly
 	EventIDs []string // for RoleEventManager: the events within reach
+
+	// ExpiresAt is when the key stops working, nil if never. No key it
+	// creates may outlive it.
+	ExpiresAt *time.Time
 }
 
 // Platform reports whether the principal works across tenants.

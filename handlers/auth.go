@@ -32,6 +32,13 @@ type authenticator struct {
 
 	cache *lru.Cache[string, *runmerge.Key] // by hex hash
 
+	// gen counts the times the cache was emptied. A lookup that started
+	// before the latest forget may have read a key as it was before a
+	// revocation, and must not put it back in the cache; cacheMu makes the
+	// check and the add one step against forget.
+	cacheMu sync.Mutex
+	gen     uint64
+
 	mu   sync.Mutex
 	used map[string]time.Time // key id → last use not yet recorded
 
@@ -73,6 +80,9 @@ func (a *authenticator) principal(ctx context.Context, secret string) (*runmerge
 	hash := hex.EncodeToString(sum[:])
 	k, ok := a.cache.Get(hash)
 	if !ok {
+		a.cacheMu.Lock()
+		gen := a.gen
+		a.cacheMu.Unlock()
 		var err error
 		k, err = a.catalog.KeyByHash(ctx, hash)
 		if runmerge.ErrorCode(err) == runmerge.ENOTFOUND {
@@ -80,7 +90,11 @@ func (a *authenticator) principal(ctx context.Context, secret string) (*runmerge
 		} else if err != nil {
 			return nil, err
 		}
-		a.cache.Add(hash, k)
+		a.cacheMu.Lock()
+		if a.gen == gen {
+			a.cache.Add(hash, k)
+		}
+		a.cacheMu.Unlock()
 	}
 	now := time.Now()
 	if !k.Usable(now) {
@@ -89,7 +103,8 @@ func (a *authenticator) principal(ctx context.Context, secret string) (*runmerge
 	a.mu.Lock()
 	a.used[k.ID] = now
 	a.mu.Unlock()
-	return &runmerge.Principal{KeyID: k.ID, TenantID: k.TenantID, Role: k.Role, EventIDs: k.EventIDs}, nil
+	return &runmerge.Principal{KeyID: k.ID, TenantID: k.TenantID, Role: k.Role, EventIDs: k.EventIDs,
+		ExpiresAt: k.ExpiresAt}, nil
 }
 
 // stillValid reports whether the key behind p may still be used, for
@@ -102,8 +117,14 @@ func (a *authenticator) stillValid(ctx context.Context, p *runmerge.Principal) b
 	return err == nil && k.Usable(time.Now())
 }
 
-// forget empties the cache after a key changed in this process.
-func (a *authenticator) forget() { a.cache.Purge() }
+// forget empties the cache after a key changed, in this process or, seen
+// by watch, in another.
+func (a *authenticator) forget() {
+	a.cacheMu.Lock()
+	defer a.cacheMu.Unlock()
+	a.gen++
+	a.cache.Purge()
+}
 
 // watch empties the cache whenever the catalog changes and writes
 // last-used times, until close.

@@ -93,6 +93,11 @@ func (s *Server) createKey(c echo.Context) error {
 		if k.TenantID, hasTenant, err = stringMember(obj, "tenantId"); err != nil {
 			return err
 		}
+		// A platform key is asked for by leaving tenantId out; an empty
+		// one is a mistake, not a request for the widest key.
+		if err := runmerge.ValidateTenantID(k.TenantID, "/tenantId"); err != nil {
+			return err
+		}
 	}
 	if !hasTenant && !p.Platform() {
 		k.TenantID = p.TenantID // a tenant admin's keys belong to its tenant
@@ -113,14 +118,16 @@ func (s *Server) createKey(c echo.Context) error {
 		return err
 	}
 
-	if err := s.authorize(c, runmerge.Target{TenantID: k.TenantID}); err != nil {
-		return err
+	// The policy refuses a key wider than its maker: another tenant's, a
+	// platform key made by a tenant key, a wider role, or a later expiry.
+	if err := s.authorize(c, runmerge.Target{TenantID: k.TenantID, Key: k}); err != nil {
+		return errKeyTenantNotFound(err)
 	}
 	ctx := c.Request().Context()
 	if k.TenantID != "" {
 		c.Set(ctxTenantID, k.TenantID)
 		if _, err := s.store.Catalog.Tenant(ctx, k.TenantID); err != nil {
-			return err
+			return errKeyTenantNotFound(err)
 		}
 		if err := s.checkEventIDs(c, k); err != nil {
 			return err
@@ -260,13 +267,36 @@ func (s *Server) listKeys(c echo.Context) error {
 	return c.JSON(http.StatusOK, out)
 }
 
-// keyInReach returns key id if the caller may act on it, else ENOTFOUND.
+// errKeyNotFound answers for a key that does not exist and for one outside
+// the caller's reach alike, so that the two cannot be told apart.
+var errKeyNotFound = runmerge.Errorf(runmerge.ENOTFOUND, "key not found")
+
+// errKeyTenantNotFound turns the policy's or the catalog's ENOTFOUND for
+// the tenant a key is made for into one answer.
+func errKeyTenantNotFound(err error) error {
+	if runmerge.ErrorCode(err) == runmerge.ENOTFOUND {
+		return runmerge.Errorf(runmerge.ENOTFOUND, "tenant not found")
+	}
+	return err
+}
+
+// keyInReach returns key id if the caller may act on it, else ENOTFOUND. A
+// caller that may not act on keys even of its own tenant is refused before
+// the lookup, so that it learns nothing about which keys exist.
 func (s *Server) keyInReach(c echo.Context) (*runmerge.Key, error) {
-	k, err := s.store.Catalog.Key(c.Request().Context(), c.Param("id"))
-	if err != nil {
+	p := principalOf(c)
+	if err := s.authorize(c, runmerge.Target{TenantID: p.TenantID}); err != nil {
 		return nil, err
 	}
-	if err := s.authorize(c, runmerge.Target{TenantID: k.TenantID}); err != nil {
+	k, err := s.store.Catalog.Key(c.Request().Context(), c.Param("id"))
+	if runmerge.ErrorCode(err) == runmerge.ENOTFOUND {
+		return nil, errKeyNotFound
+	} else if err != nil {
+		return nil, err
+	}
+	if err := s.authorize(c, runmerge.Target{TenantID: k.TenantID}); runmerge.ErrorCode(err) == runmerge.ENOTFOUND {
+		return nil, errKeyNotFound
+	} else if err != nil {
 		return nil, err
 	}
 	return k, nil

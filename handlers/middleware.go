@@ -123,7 +123,13 @@ var errUnauthorized = runmerge.Errorf(runmerge.EUNAUTHORIZED, "a valid API key i
 // that is not public.
 func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		action, ok := s.routes[c.Request().Method+" "+c.Path()]
+		route := c.Request().Method + " " + c.Path()
+		action, ok := s.routes[route]
+		if !ok && s.registered()[route] {
+			// A route added without declaring its action: refuse it rather
+			// than serve it without a key.
+			return fmt.Errorf("route %s declares no action", route)
+		}
 		if !ok || action == runmerge.ActionPublic {
 			// Unknown routes fall through to the router's 404 or 405.
 			return next(c)
@@ -141,6 +147,18 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		c.SetRequest(c.Request().WithContext(ctx))
 		return next(c)
 	}
+}
+
+// registered returns the set of "METHOD /path" that Echo's router serves,
+// built on first use, once every route is in place.
+func (s *Server) registered() map[string]bool {
+	s.registeredOnce.Do(func() {
+		s.echoRoutes = make(map[string]bool)
+		for _, r := range s.echo.Routes() {
+			s.echoRoutes[r.Method+" "+r.Path] = true
+		}
+	})
+	return s.echoRoutes
 }
 
 // keyFromRequest returns the key sent in x-api-key or as a bearer token.

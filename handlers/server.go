@@ -53,6 +53,9 @@ type Server struct {
 	routes    map[string]runmerge.Action // "METHOD /path" → action
 	inflight  inflight
 	closeOnce sync.Once
+
+	registeredOnce sync.Once
+	echoRoutes     map[string]bool // every "METHOD /path" Echo serves; see registered
 }
 
 // New returns a server over store. It does not listen until Serve.

@@ -161,11 +161,17 @@ func (s *Server) getTenant(c echo.Context) error {
 		return err
 	}
 	c.Set(ctxTenantID, t.ID)
+	out := newTenantJSON(t)
+	// Stats count every record of the tenant, so they are shown only to
+	// keys that may read a record linked to no event: every key but an
+	// event manager, whose reach is its events.
+	if runmerge.Authorize(principalOf(c), runmerge.ActionRecordRead, runmerge.Target{TenantID: id}) != nil {
+		return c.JSON(http.StatusOK, out)
+	}
 	stats, err := s.store.TenantStats(ctx, id)
 	if err != nil {
 		return err
 	}
-	out := newTenantJSON(t)
 	out.Stats = stats
 	return c.JSON(http.StatusOK, out)
 }
@@ -226,5 +232,8 @@ func (s *Server) deleteTenant(c echo.Context) error {
 	if err := s.store.DeleteTenant(c.Request().Context(), id); err != nil {
 		return err
 	}
+	// The tenant's keys went with it; a cached one must not outlive it,
+	// nor reach a new tenant given the same id.
+	s.auth.forget()
 	return c.NoContent(http.StatusNoContent)
 }
