@@ -1,0 +1,438 @@
+package webhook
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/runmerge/runmerge"
+	"github.com/runmerge/runmerge/tenantstore"
+)
+
+// Bounds of one collection round.
+const (
+	collectBatch   = 500 // changes read from one source
+	collectTenants = 64  // tenants read
+)
+
+// feedState is what the collector knows of one tenant's feed.
+type feedState struct {
+	cursor   tenantstore.FeedCursor
+	verified bool // the cursor was checked against the file since it was loaded
+	seenMark string
+	// caughtUp is when the latest scan that reached the end of the
+	// tenant's changes began.
+	caughtUp time.Time
+	prunedAt time.Time
+}
+
+// collector takes change events from tenant files and tenant_changes into
+// the change log, one round at a time, on one goroutine: the change log
+// has one writer, so positions are handed out in the order of commits.
+type collector struct {
+	d        *Dispatcher
+	feeds    map[string]*feedState
+	tcCursor int64
+}
+
+func newCollector(d *Dispatcher, tcCursor int64) *collector {
+	return &collector{d: d, feeds: make(map[string]*feedState), tcCursor: tcCursor}
+}
+
+func (c *collector) run() {
+	defer c.d.loops.Done()
+	sweep := time.NewTicker(c.d.cfg.SweepInterval)
+	defer sweep.Stop()
+	c.sweep()
+	for {
+		if c.round() {
+			select {
+			case <-c.d.stopping:
+				return
+			case r := <-c.d.resets:
+				r.done <- c.reset(r.tenantID)
+			default:
+			}
+			continue
+		}
+		select {
+		case <-c.d.stopping:
+			return
+		case <-c.d.wake:
+		case <-sweep.C:
+			c.sweep()
+		case r := <-c.d.resets:
+			r.done <- c.reset(r.tenantID)
+		}
+	}
+}
+
+// takeDirty removes up to n tenants from the dirty set and returns them.
+func (c *collector) takeDirty(n int) []string {
+	d := c.d
+	d.dirtyMu.Lock()
+	defer d.dirtyMu.Unlock()
+	ids := make([]string, 0, min(n, len(d.dirty)))
+	for id := range d.dirty {
+		if len(ids) == n {
+			break
+		}
+		ids = append(ids, id)
+		delete(d.dirty, id)
+	}
+	return ids
+}
+
+func (c *collector) isDirty(id string) bool {
+	c.d.dirtyMu.Lock()
+	defer c.d.dirtyMu.Unlock()
+	return c.d.dirty[id]
+}
+
+// sweep reads the marked tenants from the catalog: a mark the collector
+// has not seen means changes it may not have been told of (written before
+// a restart, or by another process). A tenant whose mark is old, and that
+// has been read to the end since, loses its mark. The cost is the number of
+// marked tenants, those written to in the last few minutes.
+func (c *collector) sweep() {
+	ctx := c.d.sendCtx
+	marks, err := c.d.catalog.MarkedFeeds(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			c.d.log.Warn("read marked tenants", "error", err)
+		}
+		return
+	}
+	now := time.Now()
+	marked := make(map[string]bool, len(marks))
+	for _, m := range marks {
+		marked[m.TenantID] = true
+		st := c.feeds[m.TenantID]
+		if st == nil {
+			c.feeds[m.TenantID] = &feedState{cursor: m.Cursor, seenMark: m.MarkedAt}
+			c.d.Notify(m.TenantID)
+			continue
+		}
+		if m.MarkedAt != st.seenMark {
+			st.seenMark = m.MarkedAt
+			c.d.Notify(m.TenantID)
+			continue
+		}
+		at, err := time.Parse(time.RFC3339Nano, m.MarkedAt)
+		if err != nil || now.Sub(at) < c.d.cfg.QuietPeriod || c.isDirty(m.TenantID) ||
+			!st.caughtUp.After(at.Add(markWindow+markSlack)) {
+			continue
+		}
+		if ok, err := c.d.catalog.ClearMark(ctx, m.TenantID, m.MarkedAt); err != nil {
+			c.d.log.Warn("clear tenant mark", "tenant", m.TenantID, "error", err)
+		} else if ok {
+			delete(c.feeds, m.TenantID)
+		}
+	}
+	// Forget feeds that are neither marked nor waiting: they load again
+	// from the catalog when next needed, so memory follows the active
+	// tenants only.
+	for id, st := range c.feeds {
+		if !marked[id] && !st.caughtUp.IsZero() && !c.isDirty(id) {
+			delete(c.feeds, id)
+		}
+	}
+}
+
+// round takes one batch into the change log. It reports whether more is
+// waiting.
+func (c *collector) round() bool {
+	ctx := c.d.sendCtx
+	ids := c.takeDirty(collectTenants)
+	more := false
+	batch := &tenantstore.ChangeBatch{Cursors: make(map[string]tenantstore.FeedCursor)}
+	var events []*Event
+	for _, id := range ids {
+		n, err := c.readTenant(ctx, id, batch, &events)
+		if err != nil {
+			if ctx.Err() == nil {
+				// The sweep brings the tenant back, as it is still marked.
+				c.d.log.Warn("read tenant changes", "tenant", id, "error", err)
+			}
+			continue
+		}
+		if n == collectBatch {
+			more = true
+			c.d.Notify(id)
+		}
+	}
+
+	tcs, err := c.d.catalog.TenantChangesAfter(ctx, c.tcCursor, collectBatch)
+	if err != nil && ctx.Err() == nil {
+		c.d.log.Warn("read tenant events", "error", err)
+	}
+	for _, ch := range tcs {
+		events = append(events, eventOf(ch, ""))
+		batch.Entries = append(batch.Entries, &tenantstore.ChangeBatchEntry{Change: tenantstore.LoggedChange{
+			TenantID: ch.TenantID, FromCatalog: true, SourceSeq: ch.Seq, ChangeID: ch.ID,
+			EventType: ch.Type, At: ch.Timestamp,
+		}})
+		batch.TenantChangesCursor = ch.Seq
+	}
+	if len(tcs) == collectBatch {
+		more = true
+	}
+	if len(batch.Entries) == 0 && len(batch.Cursors) == 0 {
+		return more
+	}
+
+	revoked, claims, err := c.fanOut(ctx, batch, events)
+	if err == nil {
+		err = c.d.catalog.CommitChanges(ctx, batch)
+	}
+	if err != nil {
+		c.handOver(claims, batch, events, false)
+		for _, id := range ids {
+			c.d.Notify(id)
+		}
+		if ctx.Err() == nil {
+			c.d.log.Error("log change events", "error", err)
+			select {
+			case <-c.d.stopping:
+			case <-time.After(time.Second):
+			}
+		}
+		// Feeds may have been moved in memory; load them again.
+		for _, id := range ids {
+			delete(c.feeds, id)
+		}
+		return false
+	}
+
+	for id, cur := range batch.Cursors {
+		if st := c.feeds[id]; st != nil {
+			st.cursor = cur
+		}
+	}
+	if batch.TenantChangesCursor > 0 {
+		c.tcCursor = batch.TenantChangesCursor
+	}
+	for i, e := range batch.Entries {
+		events[i].Position = e.Change.Gseq
+	}
+	c.d.hub.publish(events)
+	c.handOver(claims, batch, events, true)
+	c.d.log.Debug("change events logged", "count", len(events), "deliveries", len(claims),
+		"position", c.d.hub.last)
+	c.d.stats.logged.Add(int64(len(events)))
+	for _, id := range revoked {
+		c.d.disableWebhook(id, "the key that created it was revoked or has expired")
+	}
+	return more
+}
+
+// readTenant adds tenant id's changes after its feed's cursor to batch.
+func (c *collector) readTenant(ctx context.Context, id string, batch *tenantstore.ChangeBatch, events *[]*Event) (int, error) {
+	st, err := c.feed(ctx, id)
+	if err != nil || st == nil {
+		return 0, err
+	}
+	l, err := c.d.store.Pool.Acquire(ctx, id)
+	if runmerge.ErrorCode(err) == runmerge.ENOTFOUND {
+		delete(c.feeds, id)
+		return 0, nil
+	} else if err != nil {
+		return 0, err
+	}
+	defer l.Release()
+	db := l.DB()
+
+	if !st.verified {
+		if err := c.verify(ctx, db, st, batch); err != nil {
+			return 0, err
+		}
+	}
+	start := time.Now()
+	list, err := db.ChangesAfter(ctx, st.cursor.Seq, collectBatch)
+	if err != nil {
+		return 0, err
+	}
+	if len(list) < collectBatch {
+		st.caughtUp = start
+	}
+	if time.Since(st.prunedAt) > c.d.cfg.PruneInterval {
+		// Pruning is lazy: a tenant's old changes go when the tenant is read
+		// for new ones, so no timer walks every tenant.
+		st.prunedAt = time.Now()
+		before := time.Now().Add(-c.d.cfg.Retention)
+		if n, err := db.PruneChanges(ctx, before, st.cursor.Seq); err != nil {
+			c.d.log.Warn("prune tenant changes", "tenant", id, "error", err)
+		} else if n > 0 {
+			c.d.log.Debug("pruned tenant changes", "tenant", id, "count", n)
+		}
+	}
+	for _, ch := range list {
+		*events = append(*events, eventOf(ch, collectionOf(ch.Type)))
+		batch.Entries = append(batch.Entries, &tenantstore.ChangeBatchEntry{Change: tenantstore.LoggedChange{
+			TenantID: id, SourceSeq: ch.Seq, ChangeID: ch.ID, EventType: ch.Type,
+			EventIDs: ch.EventIDs, At: ch.Timestamp,
+		}})
+	}
+	if len(list) > 0 {
+		last := list[len(list)-1]
+		batch.Cursors[id] = tenantstore.FeedCursor{Seq: last.Seq, ID: last.ID}
+	}
+	return len(list), nil
+}
+
+// feed returns the collector's state of tenant id's feed, loading it from
+// the catalog when need be; nil when the tenant no longer exists.
+func (c *collector) feed(ctx context.Context, id string) (*feedState, error) {
+	if st := c.feeds[id]; st != nil {
+		return st, nil
+	}
+	cur, ok, err := c.d.catalog.Feed(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		// A tenant older than change events, or one being deleted: start
+		// from the end of what its file holds now.
+		if _, err := c.d.catalog.Tenant(ctx, id); err != nil {
+			if runmerge.ErrorCode(err) == runmerge.ENOTFOUND {
+				return nil, nil
+			}
+			return nil, err
+		}
+		if err := c.d.resetFeed(ctx, id); err != nil {
+			return nil, err
+		}
+		if cur, _, err = c.d.catalog.Feed(ctx, id); err != nil {
+			return nil, err
+		}
+	}
+	st := &feedState{cursor: cur}
+	c.feeds[id] = st
+	return st, nil
+}
+
+// verify checks that the feed's cursor still names the change it was moved
+// to. A file replaced since (an import, a restore) holds other changes
+// there, or fewer; the feed then moves to the end of the new file, whose
+// changes are history rather than news.
+func (c *collector) verify(ctx context.Context, db *tenantstore.DB, st *feedState, batch *tenantstore.ChangeBatch) error {
+	if st.cursor.Seq == 0 {
+		st.verified = true
+		return nil
+	}
+	id, ok, err := db.ChangeIDAt(ctx, st.cursor.Seq)
+	if err != nil {
+		return err
+	}
+	replaced := ok && st.cursor.ID != "" && id != st.cursor.ID
+	if !ok {
+		last, _, err := db.LastChange(ctx)
+		if err != nil {
+			return err
+		}
+		replaced = last < st.cursor.Seq
+	}
+	if replaced {
+		last, lastID, err := db.LastChange(ctx)
+		if err != nil {
+			return err
+		}
+		c.d.log.Warn("tenant file was replaced; its changes so far are not delivered",
+			"tenant", db.ID(), "from", st.cursor.Seq, "to", last)
+		st.cursor = tenantstore.FeedCursor{Seq: last, ID: lastID}
+		batch.Cursors[db.ID()] = st.cursor
+	}
+	st.verified = true
+	return nil
+}
+
+// reset moves tenant id's feed to the end of its file, for TenantReplaced.
+func (c *collector) reset(id string) error {
+	ctx := c.d.sendCtx
+	if err := c.d.resetFeed(ctx, id); err != nil {
+		return err
+	}
+	delete(c.feeds, id)
+	_, err := c.feed(ctx, id)
+	return err
+}
+
+// claim is room reserved in memory for a delivery the collector makes.
+type claim struct {
+	entry    int // index in the batch
+	delivery *tenantstore.NewDelivery
+	endpoint string
+}
+
+// fanOut adds to each entry of batch a delivery for every webhook that
+// hears it, reserving room in memory for those it can send at once. It
+// returns the webhooks whose owner may no longer read anything, and the
+// reservations.
+func (c *collector) fanOut(ctx context.Context, batch *tenantstore.ChangeBatch, events []*Event) ([]string, []claim, error) {
+	hooks, err := c.d.hooks.get(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	var revoked []string
+	var claims []claim
+	gone := make(map[string]bool)
+	for i, e := range batch.Entries {
+		for _, h := range hooks.hearing(events[i]) {
+			if gone[h.ID] {
+				continue
+			}
+			usable, err := c.d.owners.usable(ctx, h.Owner.KeyID)
+			if err != nil {
+				c.handOver(claims, batch, events, false)
+				return nil, nil, err
+			}
+			if !usable {
+				gone[h.ID] = true
+				revoked = append(revoked, h.ID)
+				continue
+			}
+			nd := &tenantstore.NewDelivery{ID: uuid.Must(uuid.NewV7()).String(), WebhookID: h.ID}
+			if c.d.sched.reserve(h.endpoint) {
+				nd.Claimed = true
+				claims = append(claims, claim{entry: i, delivery: nd, endpoint: h.endpoint})
+			}
+			e.Deliveries = append(e.Deliveries, nd)
+		}
+	}
+	return revoked, claims, nil
+}
+
+// handOver gives the scheduler the deliveries it reserved room for, once
+// the batch has committed (committed), or gives the room back.
+func (c *collector) handOver(claims []claim, batch *tenantstore.ChangeBatch, events []*Event, committed bool) {
+	for _, cl := range claims {
+		if !committed || !cl.delivery.Created {
+			c.d.sched.unreserve(cl.endpoint)
+			continue
+		}
+		e := batch.Entries[cl.entry]
+		c.d.sched.push(&job{
+			deliveryID: cl.delivery.ID,
+			webhookID:  cl.delivery.WebhookID,
+			endpoint:   cl.endpoint,
+			gseq:       e.Change.Gseq,
+			changeID:   e.Change.ChangeID,
+			tenantID:   e.Change.TenantID,
+			body:       events[cl.entry].Body,
+		}, true)
+	}
+}
+
+// eventOf makes the Event of a change, without its position yet.
+func eventOf(ch *runmerge.Change, collection string) *Event {
+	return &Event{
+		ID:         ch.ID,
+		Type:       ch.Type,
+		TenantID:   ch.TenantID,
+		Collection: collection,
+		EventIDs:   ch.EventIDs,
+		At:         ch.Timestamp,
+		Body:       eventBody(ch),
+	}
+}

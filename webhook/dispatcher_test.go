@@ -1,0 +1,212 @@
+package webhook
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/runmerge/runmerge"
+	"github.com/runmerge/runmerge/tenantstore"
+)
+
+// TestDeliverRecordAndTenantChanges follows changes from a write to a
+// receiver: record changes to a tenant webhook, tenant.* events to a
+// platform one, each signed and each with a delivery log entry.
+func TestDeliverRecordAndTenantChanges(t *testing.T) {
+	dir := t.TempDir()
+	store := openStore(t, dir)
+	d := startDispatcher(t, store, testConfig(dir))
+	ctx := context.Background()
+
+	tenantRecv, platformRecv := newReceiver(t), newReceiver(t)
+	_, psecret, err := d.CreateWebhook(ctx, platformAdmin, WebhookInput{URL: platformRecv.URL(),
+		EventTypes: []string{"tenant.created", "tenant.updated", "tenant.deleted"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	platformRecv.addSecret(psecret)
+	mustCreateTenant(t, store, "acme")
+	tenantAdmin := &runmerge.Principal{KeyID: "k1", TenantID: "acme", Role: runmerge.RoleAdmin}
+	// The owner must be a real key: the dispatcher checks it is not revoked.
+	if err := store.Catalog.CreateKey(ctx, &runmerge.Key{ID: "k1", Name: "k1", TenantID: "acme",
+		Role: runmerge.RoleAdmin, Hash: "h1", CreatedAt: runmerge.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	th, tsecret, err := d.CreateWebhook(ctx, tenantAdmin, WebhookInput{TenantID: "acme",
+		URL: tenantRecv.URL(), EventTypes: []string{"person.created", "person.deleted"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tenantRecv.addSecret(tsecret)
+
+	people := collection(t, runmerge.CollectionPeople)
+	var rec *runmerge.Record
+	write(t, d, store, "acme", func(db *tenantstore.DB) error {
+		rec, err = db.CreateRecord(ctx, platformAdmin, people, personBody(1), nil, nil)
+		return err
+	})
+	write(t, d, store, "acme", func(db *tenantstore.DB) error {
+		_, err := db.UpdateRecord(ctx, platformAdmin, people, rec.ID, map[string]any{"jobTitle": "CTO"}, nil)
+		return err
+	})
+	write(t, d, store, "acme", func(db *tenantstore.DB) error {
+		return db.DeleteRecord(ctx, platformAdmin, people, rec.ID, nil)
+	})
+	mustCreateTenant(t, store, "globex")
+	d.NotifyTenants()
+	name := "Globex Corp"
+	if _, err := store.Catalog.UpdateTenant(ctx, "globex", runmerge.TenantUpdate{Name: &name}); err != nil {
+		t.Fatal(err)
+	}
+	d.NotifyTenants()
+
+	waitFor(t, 5*time.Second, "two record deliveries", func() bool { return len(tenantRecv.deliveries()) == 2 })
+	waitFor(t, 5*time.Second, "three tenant deliveries", func() bool { return len(platformRecv.deliveries()) == 3 })
+	tenantRecv.check()
+	platformRecv.check()
+
+	// Deliveries run in parallel, so they may arrive in any order.
+	var types []string
+	for _, g := range tenantRecv.deliveries() {
+		types = append(types, g.Event.EventType)
+		if g.Event.TenantID != "acme" || !strings.Contains(string(g.Event.Data), rec.ID) {
+			t.Errorf("%s body %s", g.Event.EventType, g.Body)
+		}
+	}
+	if slices.Sort(types); strings.Join(types, ",") != "person.created,person.deleted" {
+		t.Errorf("record deliveries %v", types)
+	}
+	types = nil
+	for _, g := range platformRecv.deliveries() {
+		types = append(types, g.Event.EventType+" "+g.Event.TenantID)
+	}
+	if slices.Sort(types); strings.Join(types, ",") != "tenant.created acme,tenant.created globex,tenant.updated globex" {
+		t.Errorf("tenant deliveries %v", types)
+	}
+
+	waitFor(t, 5*time.Second, "the delivery log", func() bool {
+		log, err := store.Catalog.Deliveries(ctx, th.ID, "", 10)
+		if err != nil || len(log) != 2 {
+			return false
+		}
+		for _, l := range log {
+			if l.Status != tenantstore.DeliverySucceeded || l.Attempts != 1 || l.ResponseStatus != 204 {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// TestRetriesAndGone fails deliveries until the schedule is spent, then
+// checks that 410 disables the webhook.
+func TestRetriesAndGone(t *testing.T) {
+	dir := t.TempDir()
+	store := openStore(t, dir)
+	d := startDispatcher(t, store, testConfig(dir))
+	ctx := context.Background()
+	mustCreateTenant(t, store, "acme")
+
+	recv := newReceiver(t)
+	var calls atomic.Int32
+	recv.respond = func(delivery) int {
+		if calls.Add(1) <= 2 {
+			return http.StatusInternalServerError
+		}
+		return http.StatusOK
+	}
+	w, secret, err := d.CreateWebhook(ctx, platformAdmin, WebhookInput{TenantID: "acme", URL: recv.URL(),
+		EventTypes: []string{"person.created"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recv.addSecret(secret)
+	people := collection(t, runmerge.CollectionPeople)
+	write(t, d, store, "acme", func(db *tenantstore.DB) error {
+		_, err := db.CreateRecord(ctx, platformAdmin, people, personBody(1), nil, nil)
+		return err
+	})
+	waitFor(t, 5*time.Second, "a delivery after two failures", func() bool { return len(recv.deliveries()) == 1 })
+	recv.check()
+	waitFor(t, 5*time.Second, "three attempts in the log", func() bool {
+		log, _ := store.Catalog.Deliveries(ctx, w.ID, "", 10)
+		return len(log) == 1 && log[0].Attempts == 3 && log[0].Status == tenantstore.DeliverySucceeded
+	})
+
+	// Gone: the webhook is disabled and hears nothing more.
+	recv.mu.Lock()
+	recv.respond = func(delivery) int { return http.StatusGone }
+	recv.mu.Unlock()
+	write(t, d, store, "acme", func(db *tenantstore.DB) error {
+		_, err := db.CreateRecord(ctx, platformAdmin, people, personBody(2), nil, nil)
+		return err
+	})
+	waitFor(t, 5*time.Second, "the webhook disabled", func() bool {
+		got, err := store.Catalog.Webhook(ctx, w.ID)
+		return err == nil && got.Status == tenantstore.WebhookDisabled
+	})
+	waitFor(t, 5*time.Second, "the 410 in the log", func() bool {
+		log, _ := store.Catalog.Deliveries(ctx, w.ID, "", 10)
+		return len(log) == 2 && log[0].Status == tenantstore.DeliveryFailed && log[0].ResponseStatus == 410
+	})
+}
+
+// TestGiveUp checks that a delivery fails for good once the schedule is
+// spent, after exactly one attempt more than the schedule has waits.
+func TestGiveUp(t *testing.T) {
+	dir := t.TempDir()
+	store := openStore(t, dir)
+	d := startDispatcher(t, store, testConfig(dir))
+	ctx := context.Background()
+	mustCreateTenant(t, store, "acme")
+	recv := newReceiver(t)
+	recv.respond = func(delivery) int { return http.StatusServiceUnavailable }
+	w, _, err := d.CreateWebhook(ctx, platformAdmin, WebhookInput{TenantID: "acme", URL: recv.URL(),
+		EventTypes: []string{"person.created"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, d, store, "acme", func(db *tenantstore.DB) error {
+		_, err := db.CreateRecord(ctx, platformAdmin, collection(t, runmerge.CollectionPeople), personBody(1), nil, nil)
+		return err
+	})
+	waitFor(t, 5*time.Second, "the delivery to fail", func() bool {
+		log, _ := store.Catalog.Deliveries(ctx, w.ID, "", 10)
+		return len(log) == 1 && log[0].Status == tenantstore.DeliveryFailed
+	})
+	log, _ := store.Catalog.Deliveries(ctx, w.ID, "", 10)
+	if log[0].Attempts != 4 || !strings.Contains(log[0].LastError, "503") {
+		t.Errorf("failed delivery: %d attempts, %q", log[0].Attempts, log[0].LastError)
+	}
+
+	// A manual retry sends it once more.
+	recv.mu.Lock()
+	recv.respond = nil
+	recv.mu.Unlock()
+	if _, err := d.RetryDelivery(ctx, w.ID, log[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the manual retry", func() bool { return len(recv.deliveries()) == 1 })
+	if got := recv.deliveries()[0].ID; got != log[0].ID {
+		t.Errorf("retry sent webhook-id %s, want %s", got, log[0].ID)
+	}
+}
+
+func TestKeyFileMode(t *testing.T) {
+	dir := t.TempDir()
+	store := openStore(t, dir)
+	startDispatcher(t, store, testConfig(dir))
+	fi, err := os.Stat(filepath.Join(dir, KeyFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("key file mode %v", fi.Mode().Perm())
+	}
+}
