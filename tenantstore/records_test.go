@@ -1,0 +1,299 @@
+package tenantstore
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/runmerge/runmerge"
+)
+
+// bigTenant is a tenant file of about 100,000 records in every collection,
+// linked to each other, for plan tests and benchmarks. Its fields name
+// values that filters select: some common, some rare.
+type bigTenant struct {
+	db       *DB
+	records  int
+	ids      map[string][]string // collection → ids in creation order
+	bigEvent string              // an event that a tenth of all people link to
+}
+
+// bigTenantSizes is how many records of each collection a big tenant holds.
+var bigTenantSizes = []struct {
+	coll string
+	n    int
+}{
+	{runmerge.CollectionEvents, 2_000},
+	{runmerge.CollectionPeople, 60_000},
+	{runmerge.CollectionSessions, 10_000},
+	{runmerge.CollectionTickets, 20_000},
+	{runmerge.CollectionExhibitors, 3_000},
+	{runmerge.CollectionSponsors, 2_000},
+	{runmerge.CollectionResources, 3_000},
+}
+
+var firstNames = strings.Fields(`Ada Grace Linus Alan Barbara Edsger Donald Margaret Ken Dennis
+	Frances Radia Tim Vint Bjarne Guido Rob Anita Sophie Niklaus`)
+
+// bigRecord returns the body of record i of coll in a big tenant.
+func (bt *bigTenant) bigRecord(coll string, i int) map[string]any {
+	events := bt.ids[runmerge.CollectionEvents]
+	event := func(k int) string { return events[k%len(events)] }
+	src := map[string]any{"sourceId": fmt.Sprintf("src%d", i%10), "remoteId": fmt.Sprintf("%s-%d", coll, i)}
+	body := func(m map[string]any) map[string]any {
+		for k, v := range src {
+			m[k] = v
+		}
+		return m
+	}
+	switch coll {
+	case runmerge.CollectionEvents:
+		statuses := []string{"Upcoming", "Ongoing", "Completed", "Cancelled", "Postponed"}
+		return body(map[string]any{"name": fmt.Sprintf("Event %d summit", i), "startDate": "2026-05-01T09:00:00Z",
+			"endDate": "2026-05-02T18:00:00Z", "status": statuses[i%5]})
+	case runmerge.CollectionPeople:
+		types := []string{"Organizer", "Attendee", "Speaker", "Exhibitor", "Sponsor"}
+		links := []any{event(i)}
+		if i%10 == 0 {
+			links = append(links, bt.bigEvent)
+		}
+		return body(map[string]any{"firstName": firstNames[i%len(firstNames)],
+			"lastName": fmt.Sprintf("Person%d", i), "email": fmt.Sprintf("person%d@example.com", i),
+			"type": types[i%5], "status": []string{"Active", "Inactive"}[i%2],
+			"relationships": map[string]any{"linkedEventIds": links}})
+	case runmerge.CollectionSessions:
+		return body(map[string]any{"name": fmt.Sprintf("Session %d", i), "startDate": "2026-05-01T09:00:00Z",
+			"endDate": "2026-05-01T10:00:00Z", "eventId": event(i),
+			"status": []string{"Upcoming", "Ongoing", "Completed", "Cancelled"}[i%4]})
+	case runmerge.CollectionTickets:
+		people := bt.ids[runmerge.CollectionPeople]
+		return body(map[string]any{"ticketType": "Day pass", "price": 10, "currency": "EUR",
+			"status": []string{"valid", "used", "void"}[i%3],
+			"relationships": map[string]any{"linkedEventIds": []any{event(i)},
+				"linkedPersonIds": []any{people[i%len(people)]}}})
+	case runmerge.CollectionExhibitors:
+		return body(map[string]any{"name": fmt.Sprintf("Exhibitor %d", i),
+			"relationships": map[string]any{"linkedEventIds": []any{event(i)}}})
+	case runmerge.CollectionSponsors:
+		exhibitors := bt.ids[runmerge.CollectionExhibitors]
+		return body(map[string]any{"name": fmt.Sprintf("Sponsor %d", i),
+			"relationships": map[string]any{"linkedExhibitorIds": []any{exhibitors[i%len(exhibitors)]}}})
+	case runmerge.CollectionResources:
+		sessions := bt.ids[runmerge.CollectionSessions]
+		return body(map[string]any{"name": fmt.Sprintf("Resource %d", i), "resourceType": "Document",
+			"url": "https://files.example/r.pdf",
+			"relationships": map[string]any{"linkedSessionIds": []any{sessions[i%len(sessions)]},
+				"linkedSponsorIds": []any{bt.ids[runmerge.CollectionSponsors][i%2000]}}})
+	}
+	panic(coll)
+}
+
+// openBigTenant makes a new tenant file of about 100,000 records with
+// BulkUpsert in batches of 1,000, the write path of the API.
+func openBigTenant(tb testing.TB) *bigTenant {
+	tb.Helper()
+	pool, err := NewPool(PoolConfig{Dir: tb.TempDir(), MaxOpen: 4})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := pool.Create(ctx, "big"); err != nil {
+		tb.Fatal(err)
+	}
+	lease, err := pool.Acquire(ctx, "big")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		lease.Release()
+		if err := pool.Close(context.Background()); err != nil {
+			tb.Errorf("close pool: %v", err)
+		}
+	})
+	bt := &bigTenant{db: lease.DB(), ids: map[string][]string{}}
+	admin := &runmerge.Principal{Role: runmerge.RoleAdmin}
+	for _, size := range bigTenantSizes {
+		c, _ := runmerge.CollectionByName(size.coll)
+		for start := 0; start < size.n; start += MaxBulk {
+			batch := make([]map[string]any, 0, MaxBulk)
+			for i := start; i < start+MaxBulk && i < size.n; i++ {
+				batch = append(batch, bt.bigRecord(size.coll, i))
+			}
+			recs, err := bt.db.BulkUpsert(ctx, admin, c, batch, nil, nil)
+			if err != nil {
+				tb.Fatalf("bulk %s at %d: %v", size.coll, start, err)
+			}
+			for _, r := range recs {
+				bt.ids[size.coll] = append(bt.ids[size.coll], r.ID)
+			}
+			if size.coll == runmerge.CollectionEvents && bt.bigEvent == "" {
+				bt.bigEvent = recs[0].ID
+			}
+		}
+		bt.records += size.n
+	}
+	return bt
+}
+
+// bigTenantWords are words in the names of every record of a collection of
+// a big tenant.
+var bigTenantWords = map[string]string{
+	runmerge.CollectionEvents: "summit", runmerge.CollectionPeople: "person",
+	runmerge.CollectionSessions: "session", runmerge.CollectionExhibitors: "exhibitor",
+	runmerge.CollectionSponsors: "sponsor", runmerge.CollectionTickets: "pass",
+	runmerge.CollectionResources: "resource",
+}
+
+// bigTenantLinks are the links bigRecord makes, each a collection and the
+// collection of the records it names; a linked*Id filter finds records on
+// either side of them.
+var bigTenantLinks = map[[2]string]bool{}
+
+func init() {
+	for _, l := range [][2]string{
+		{"people", "events"}, {"sessions", "events"}, {"tickets", "events"}, {"tickets", "people"},
+		{"exhibitors", "events"}, {"sponsors", "exhibitors"}, {"resources", "sessions"},
+		{"resources", "sponsors"},
+	} {
+		bigTenantLinks[l] = true
+		bigTenantLinks[[2]string{l[1], l[0]}] = true
+	}
+}
+
+// filterCase is one documented list filter on one collection.
+type filterCase struct {
+	name  string
+	index string // an index (or table) the plan must search
+	f     RecordFilter
+}
+
+// documentedFilters returns each documented list filter of every
+// collection, alone, with values that select records of bt.
+func (bt *bigTenant) documentedFilters() []filterCase {
+	str := func(s string) *string { return &s }
+	var out []filterCase
+	for _, c := range runmerge.Collections() {
+		ids := bt.ids[c.Name]
+		add := func(name, index string, f RecordFilter) {
+			f.Collection = c
+			f.Limit = 50
+			out = append(out, filterCase{c.Name + " " + name, index, f})
+		}
+		add("no filter", "records_live", RecordFilter{})
+		add("includeDeleted", "records_all", RecordFilter{IncludeDeleted: true})
+		add("sourceRawData", "records_live", RecordFilter{WithRaw: true})
+		add("sourceId", "records_source", RecordFilter{SourceID: str("src3")})
+		add("remoteId", "records_remote", RecordFilter{RemoteID: str(fmt.Sprintf("%s-%d", c.Name, len(ids)/2))})
+		if f, ok := c.Field("status"); ok && f.Filterable {
+			v := map[string]string{runmerge.CollectionPeople: "Inactive", runmerge.CollectionTickets: "void"}[c.Name]
+			if v == "" {
+				v = "Completed"
+			}
+			add("status", "records_status", RecordFilter{Status: str(v)})
+		}
+		if f, ok := c.Field("type"); ok && f.Filterable {
+			add("type", "records_type", RecordFilter{Type: str("Speaker")})
+		}
+		for _, key := range runmerge.RelationshipKeys() {
+			other := runmerge.RelationshipCollection(key)
+			// A seventh of the way in, every link of bigRecord has records
+			// on both sides.
+			target := bt.ids[other][len(bt.ids[other])/7]
+			if other == runmerge.CollectionEvents && c.Name == runmerge.CollectionPeople {
+				target = bt.bigEvent
+			}
+			add("linked "+other, "links", RecordFilter{Links: []LinkFilter{{Collection: other, ID: target}}})
+		}
+		word := bigTenantWords[c.Name]
+		rare := `"` + word + `"* "12"*`
+		switch c.Name {
+		case runmerge.CollectionPeople:
+			rare = `"grace"* "person1"*`
+		case runmerge.CollectionTickets:
+			rare = `"day"* "pass"*`
+		}
+		add("q", "records_fts", RecordFilter{Query: rare})
+		add("q common word", "records_fts", RecordFilter{Query: `"` + word + `"*`})
+	}
+	return out
+}
+
+var fullScan = regexp.MustCompile(`\bSCAN (records|r)\b`)
+
+// TestListPlansUseIndexes builds a tenant of 100,000 records and asks
+// SQLite, with EXPLAIN QUERY PLAN, how it runs the query of each documented
+// list filter, alone, from the first page and from a cursor deep in the
+// list: none may scan the records table, and each must search the index
+// that serves its filter.
+func TestListPlansUseIndexes(t *testing.T) {
+	if testing.Short() || raceEnabled {
+		t.Skip("builds a tenant of 100,000 records, 20 s or more; too slow for -short and -race")
+	}
+	start := time.Now()
+	bt := openBigTenant(t)
+	t.Logf("built %d records in %v", bt.records, time.Since(start))
+	ctx := context.Background()
+	admin := &runmerge.Principal{Role: runmerge.RoleAdmin}
+
+	var midSeq int64
+	if err := bt.db.r.QueryRow(`SELECT seq FROM records ORDER BY seq LIMIT 1 OFFSET 50000`).Scan(&midSeq); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, fc := range bt.documentedFilters() {
+		for _, after := range []int64{0, midSeq} {
+			query, args := listQuery(admin, fc.f, after)
+			plan := explain(t, bt, query, args...)
+			if fullScan.MatchString(plan) {
+				t.Errorf("%s, after %d: a full scan of records:\n%s", fc.name, after, plan)
+			}
+			if !strings.Contains(plan, fc.index) {
+				t.Errorf("%s, after %d: the plan does not use %s:\n%s", fc.name, after, fc.index, plan)
+			}
+		}
+		// The filter must also select something where the data has
+		// matches, or the plan proves little.
+		list, _, err := bt.db.ListRecords(ctx, admin, fc.f)
+		if err != nil {
+			t.Fatalf("%s: %v", fc.name, err)
+		}
+		linked := len(fc.f.Links) == 1 && bigTenantLinks[[2]string{fc.f.Collection.Name, fc.f.Links[0].Collection}]
+		if len(list) == 0 && (len(fc.f.Links) == 0 || linked) {
+			t.Errorf("%s selects no record of the big tenant", fc.name)
+		}
+	}
+
+	plan := explain(t, bt, updatedBeforeQuery, formatTime(time.Now()))
+	if fullScan.MatchString(plan) || !strings.Contains(plan, "records_updated") {
+		t.Errorf("updatedAfter: the seek does not use records_updated:\n%s", plan)
+	}
+	if strings.Contains(plan, "TEMP B-TREE") {
+		t.Errorf("updatedAfter: the seek sorts:\n%s", plan)
+	}
+}
+
+// explain returns SQLite's plan for query, one step a line.
+func explain(tb testing.TB, bt *bigTenant, query string, args ...any) string {
+	tb.Helper()
+	rows, err := bt.db.r.Query("EXPLAIN QUERY PLAN "+query, args...)
+	if err != nil {
+		tb.Fatalf("explain %s: %v", query, err)
+	}
+	defer rows.Close()
+	var b strings.Builder
+	for rows.Next() {
+		var id, parent, notused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+			tb.Fatal(err)
+		}
+		b.WriteString(detail + "\n")
+	}
+	if err := rows.Err(); err != nil {
+		tb.Fatal(err)
+	}
+	return b.String()
+}
