@@ -198,6 +198,9 @@ func operations() map[string]obj {
 	for k, v := range tenantOperations() {
 		ops[k] = v
 	}
+	for k, v := range changeEventOperations() {
+		ops[k] = v
+	}
 	for _, c := range runmerge.Collections() {
 		for k, v := range recordOperations(c) {
 			ops[k] = v
@@ -621,6 +624,9 @@ func schemas() obj {
 			},
 			"additionalProperties": false,
 		},
+	}
+	for k, v := range changeEventSchemas() {
+		s[k] = v
 	}
 	for _, c := range runmerge.Collections() {
 		name := schemaName(c)

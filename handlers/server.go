@@ -16,6 +16,7 @@ import (
 
 	"github.com/runmerge/runmerge"
 	"github.com/runmerge/runmerge/tenantstore"
+	"github.com/runmerge/runmerge/webhook"
 )
 
 // Config configures the HTTP server.
@@ -37,6 +38,14 @@ type Config struct {
 	RateBurst  int
 
 	MetricsEnabled bool
+
+	// Webhooks delivers change events and feeds the event stream; without
+	// it the webhook and stream routes answer 503.
+	Webhooks *webhook.Dispatcher
+	// StreamMaxPerKey bounds the streams one key may hold open (default
+	// 5); StreamKeepAlive is the interval of keep-alive comments (15 s).
+	StreamMaxPerKey int
+	StreamKeepAlive time.Duration
 }
 
 // Server is the HTTP API over a Store.
@@ -53,6 +62,7 @@ type Server struct {
 	routes    map[string]runmerge.Action // "METHOD /path" → action
 	inflight  inflight
 	closeOnce sync.Once
+	streams   *streams
 
 	registeredOnce sync.Once
 	echoRoutes     map[string]bool // every "METHOD /path" Echo serves; see registered
@@ -81,6 +91,7 @@ func New(cfg Config, store *tenantstore.Store, log *slog.Logger) *Server {
 		s.bodyLimit,
 		s.authenticate,
 		s.rateLimit,
+		s.noteChanges,
 	)
 	s.registerRoutes()
 
@@ -94,6 +105,7 @@ func New(cfg Config, store *tenantstore.Store, log *slog.Logger) *Server {
 		// No WriteTimeout: it would cut the event stream and long exports.
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
+	s.http.RegisterOnShutdown(s.closeStreams)
 	return s
 }
 
@@ -139,6 +151,8 @@ func (s *Server) registerRoutes() {
 
 	s.registerKeyRoutes()
 	s.registerRecordRoutes()
+	s.registerWebhookRoutes()
+	s.registerStreamRoutes()
 }
 
 // Serve accepts connections on ln until Shutdown. It marks the server ready

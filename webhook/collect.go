@@ -19,7 +19,8 @@ const (
 // feedState is what the collector knows of one tenant's feed.
 type feedState struct {
 	cursor   tenantstore.FeedCursor
-	verified bool // the cursor was checked against the file since it was loaded
+	db       *tenantstore.DB // the open file the cursor was last checked against
+	verified bool            // the cursor was checked against the file since it was loaded
 	seenMark string
 	// caughtUp is when the latest scan that reached the end of the
 	// tenant's changes began.
@@ -243,6 +244,11 @@ func (c *collector) readTenant(ctx context.Context, id string, batch *tenantstor
 	defer l.Release()
 	db := l.DB()
 
+	// A file opened again may be another file: an import or a restore
+	// replaces it whole.
+	if st.db != db {
+		st.db, st.verified = db, false
+	}
 	if !st.verified {
 		if err := c.verify(ctx, db, st, batch); err != nil {
 			return 0, err

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/runmerge/runmerge/tenantstore"
+	"github.com/runmerge/runmerge/webhook"
 )
 
 // Config is the whole configuration of Runmerge. It is read from, in order
@@ -32,6 +33,10 @@ type Config struct {
 	Auth    AuthConfig    `mapstructure:"auth"`
 	Limits  LimitsConfig  `mapstructure:"limits"`
 	Metrics MetricsConfig `mapstructure:"metrics"`
+
+	Webhooks WebhooksConfig `mapstructure:"webhooks"`
+	Stream   StreamConfig   `mapstructure:"stream"`
+	Changes  ChangesConfig  `mapstructure:"changes"`
 }
 
 // ServerConfig is the HTTP listener.
@@ -81,6 +86,23 @@ type MetricsConfig struct {
 	Enabled bool `mapstructure:"enabled"`
 }
 
+// WebhooksConfig is webhook delivery.
+type WebhooksConfig struct {
+	AllowPrivate  bool            `mapstructure:"allow_private"`
+	RetrySchedule []time.Duration `mapstructure:"retry_schedule"`
+	Workers       int             `mapstructure:"workers"`
+}
+
+// StreamConfig is the event stream.
+type StreamConfig struct {
+	MaxPerKey int `mapstructure:"max_per_key"`
+}
+
+// ChangesConfig is the keeping of change events.
+type ChangesConfig struct {
+	Retention time.Duration `mapstructure:"retention"`
+}
+
 // defaults are the built-in values of every key. A key missing here cannot
 // be set from the environment, so every key must be listed.
 var defaults = map[string]any{
@@ -104,6 +126,11 @@ var defaults = map[string]any{
 	"limits.rate_per_key":        1000,
 	"limits.rate_burst":          2000,
 	"metrics.enabled":            true,
+	"webhooks.allow_private":     false,
+	"webhooks.retry_schedule":    "5s,1m,5m,30m,2h,6h,12h,24h",
+	"webhooks.workers":           64,
+	"stream.max_per_key":         5,
+	"changes.retention":          "168h",
 }
 
 // loadConfig reads the configuration. file is the --config flag (empty for
@@ -141,6 +168,7 @@ func loadConfig(file string, flags map[string]*pflag.Flag) (*Config, error) {
 	err := v.Unmarshal(&cfg, func(dc *mapstructure.DecoderConfig) {
 		dc.ErrorUnused = false
 		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(
+			durationListHook,
 			durationHook,
 			scalarHook,
 			mapstructure.StringToSliceHookFunc(","),
@@ -203,6 +231,27 @@ func durationHook(from, to reflect.Type, data any) (any, error) {
 		return nil, fmt.Errorf("%v is not a duration (use forms like 500ms, 30s, 5m, 2h)", d)
 	}
 	return data, nil
+}
+
+// durationListHook decodes a list of durations from comma-separated text,
+// as the environment gives it: "5s,1m,5m".
+func durationListHook(from, to reflect.Type, data any) (any, error) {
+	s, ok := data.(string)
+	if !ok || to != reflect.TypeOf([]time.Duration(nil)) {
+		return data, nil
+	}
+	var out []time.Duration
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part == "" {
+			continue
+		}
+		d, err := time.ParseDuration(part)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a duration (use forms like 500ms, 30s, 5m, 2h)", part)
+		}
+		out = append(out, d)
+	}
+	return out, nil
 }
 
 // scalarHook decodes numbers and booleans given as strings (as every
@@ -307,7 +356,40 @@ func (c *Config) validate() error {
 	if c.Limits.MaxImportBytes < 1024 {
 		bad("limits.max_import_bytes", "must be at least 1024, got %d", c.Limits.MaxImportBytes)
 	}
+	errs = append(errs, c.validateChanges()...)
 	return errors.Join(errs...)
+}
+
+// validateChanges checks the webhook, stream and change event settings.
+func (c *Config) validateChanges() []error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("invalid config: %s: "+format, append([]any{key}, args...)...))
+	}
+	var total time.Duration
+	if n := len(c.Webhooks.RetrySchedule); n < 1 || n > 20 {
+		bad("webhooks.retry_schedule", "must list 1 to 20 durations, got %d", n)
+	}
+	for _, d := range c.Webhooks.RetrySchedule {
+		if d <= 0 {
+			bad("webhooks.retry_schedule", "every wait must be a positive duration, got %s", d)
+			break
+		}
+		total += d
+	}
+	if c.Webhooks.Workers < 1 || c.Webhooks.Workers > 4096 {
+		bad("webhooks.workers", "must be from 1 to 4096, got %d", c.Webhooks.Workers)
+	}
+	if c.Stream.MaxPerKey < 1 || c.Stream.MaxPerKey > 1000 {
+		bad("stream.max_per_key", "must be from 1 to 1000, got %d", c.Stream.MaxPerKey)
+	}
+	if c.Changes.Retention < time.Hour {
+		bad("changes.retention", "must be at least 1h, got %s", c.Changes.Retention)
+	} else if c.Changes.Retention <= total {
+		bad("changes.retention", "must be longer than the whole webhooks.retry_schedule (%s), "+
+			"or retries would find their change pruned; got %s", total, c.Changes.Retention)
+	}
+	return errs
 }
 
 func parseLevel(s string) (slog.Level, error) {
@@ -347,5 +429,17 @@ func (c *Config) storeConfig(log *slog.Logger) tenantstore.Config {
 			CacheKiB:    c.SQLite.CacheKiB,
 		},
 		Logger: log,
+	}
+}
+
+// webhookConfig is the part of the configuration webhook delivery needs.
+func (c *Config) webhookConfig(log *slog.Logger) webhook.Config {
+	return webhook.Config{
+		DataDir:       c.DataDir,
+		AllowPrivate:  c.Webhooks.AllowPrivate,
+		RetrySchedule: c.Webhooks.RetrySchedule,
+		Workers:       c.Webhooks.Workers,
+		Retention:     c.Changes.Retention,
+		Logger:        log,
 	}
 }

@@ -40,6 +40,11 @@ var configKeys = []struct {
 	{"limits.rate_per_key", "10", "20.5", "0"},
 	{"limits.rate_burst", "1", "2", "3"},
 	{"metrics.enabled", "false", "true", "false"},
+	{"webhooks.allow_private", "true", "false", "true"},
+	{"webhooks.retry_schedule", "1s,2s", "3s", "4s,5s,6s"},
+	{"webhooks.workers", "7", "8", "9"},
+	{"stream.max_per_key", "2", "3", "4"},
+	{"changes.retention", "48h0m0s", "72h0m0s", "96h0m0s"},
 }
 
 // configValue returns the value of key in c, found by the same mapstructure
@@ -60,6 +65,12 @@ func configValue(t *testing.T, c *Config, key string) string {
 	switch x := v.Interface().(type) {
 	case time.Duration:
 		return x.String()
+	case []time.Duration:
+		parts := make([]string, len(x))
+		for i, d := range x {
+			parts[i] = d.String()
+		}
+		return strings.Join(parts, ",")
 	case string:
 		if key == "data_dir" {
 			return filepath.Base(x)
@@ -215,6 +226,17 @@ func TestConfigRejectsBadValues(t *testing.T) {
 		{name: "boolean not a boolean", key: "metrics.enabled:",
 			env: map[string]string{"RUNMERGE_METRICS_ENABLED": "maybe"}},
 		{name: "too many readers", key: "pool.readers:", file: "pool:\n  readers: 65\n"},
+		{name: "retry schedule not durations", key: "webhooks.retry_schedule:",
+			env: map[string]string{"RUNMERGE_WEBHOOKS_RETRY_SCHEDULE": "5s,soon"}},
+		{name: "retry schedule with a zero wait", key: "webhooks.retry_schedule:",
+			file: "webhooks:\n  retry_schedule: [5s, 0s]\n"},
+		{name: "no webhook workers", key: "webhooks.workers:",
+			env: map[string]string{"RUNMERGE_WEBHOOKS_WORKERS": "0"}},
+		{name: "allow_private not a boolean", key: "webhooks.allow_private:",
+			env: map[string]string{"RUNMERGE_WEBHOOKS_ALLOW_PRIVATE": "sometimes"}},
+		{name: "no streams per key", key: "stream.max_per_key:", file: "stream:\n  max_per_key: 0\n"},
+		{name: "retention shorter than the retries", key: "changes.retention:",
+			env: map[string]string{"RUNMERGE_CHANGES_RETENTION": "24h"}},
 		{name: "empty address", key: "server.addr:", flag: [2]string{"server.addr", ""}},
 		{name: "unknown key in the file", key: `"server.adr"`, file: "server:\n  adr: 0.0.0.0:80\n"},
 		{name: "unknown section in the file", key: `"webhook.url"`, file: "webhook:\n  url: x\n"},
@@ -335,12 +357,17 @@ func sortedDefaultKeys() []string {
 // defaultText is the default of key as configValue prints it.
 func defaultText(key string) string {
 	d := defaults[key]
-	if s, ok := d.(string); ok && strings.HasSuffix(key, "timeout") {
-		dur, err := time.ParseDuration(s)
-		if err != nil {
-			panic(err)
+	if s, ok := d.(string); ok && (strings.HasSuffix(key, "timeout") ||
+		key == "webhooks.retry_schedule" || key == "changes.retention") {
+		var parts []string
+		for _, p := range strings.Split(s, ",") {
+			dur, err := time.ParseDuration(p)
+			if err != nil {
+				panic(err)
+			}
+			parts = append(parts, dur.String())
 		}
-		return dur.String()
+		return strings.Join(parts, ",")
 	}
 	return fmt.Sprint(d)
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/spf13/cobra"
@@ -16,6 +17,7 @@ import (
 	"github.com/runmerge/runmerge"
 	"github.com/runmerge/runmerge/handlers"
 	"github.com/runmerge/runmerge/tenantstore"
+	"github.com/runmerge/runmerge/webhook"
 )
 
 func newServeCommand(g *globalFlags) *cobra.Command {
@@ -51,6 +53,13 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer,
 	if err := bootstrapKey(ctx, cfg, store, stdout); err != nil {
 		return errors.Join(err, store.Close(context.Background()))
 	}
+	changes, err := webhook.New(cfg.webhookConfig(log), store)
+	if err == nil {
+		err = changes.Start(ctx)
+	}
+	if err != nil {
+		return errors.Join(fmt.Errorf("start webhook delivery: %w", err), store.Close(context.Background()))
+	}
 
 	srv := handlers.New(handlers.Config{
 		Addr:              cfg.Server.Addr,
@@ -63,12 +72,15 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer,
 		RatePerKey:        cfg.Limits.RatePerKey,
 		RateBurst:         cfg.Limits.RateBurst,
 		MetricsEnabled:    cfg.Metrics.Enabled,
+		Webhooks:          changes,
+		StreamMaxPerKey:   cfg.Stream.MaxPerKey,
 	}, store, log)
 
 	ln, err := net.Listen("tcp", cfg.Server.Addr)
 	if err != nil {
 		srv.Close() // its background work holds the catalog
-		return errors.Join(fmt.Errorf("listen on %s: %w", cfg.Server.Addr, err), store.Close(context.Background()))
+		return errors.Join(fmt.Errorf("listen on %s: %w", cfg.Server.Addr, err),
+			changes.Stop(context.Background()), store.Close(context.Background()))
 	}
 	log.Info("runmerge listening", "addr", ln.Addr().String(), "data_dir", cfg.DataDir, "version", version)
 	if ready != nil {
@@ -92,7 +104,12 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer,
 		shutdownErr = fmt.Errorf("gave up waiting for requests in flight after %s (server.shutdown_timeout)",
 			cfg.Server.ShutdownTimeout)
 	}
-	err = errors.Join(serveErr, shutdownErr, store.Close(shutdownCtx))
+	// Streams closed with the HTTP server; undelivered changes stay in the
+	// database for the next start. Stopping abandons attempts in flight, so
+	// it is quick even when the grace period is spent.
+	stopCtx, stopCancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer stopCancel()
+	err = errors.Join(serveErr, shutdownErr, changes.Stop(stopCtx), store.Close(shutdownCtx))
 	if err != nil {
 		log.Error("shutdown", "error", err)
 		return err
