@@ -36,6 +36,16 @@ func encodeJSON(w io.Writer, v any) error {
 // another content type is EUNSUPPORTEDMEDIA, one over the size limit
 // ETOOLARGE, and anything but one JSON object EINVALIDJSON.
 func readObject(c echo.Context) (map[string]json.RawMessage, error) {
+	body, err := readJSONBody(c)
+	if err != nil {
+		return nil, err
+	}
+	return parseObject(body)
+}
+
+// readJSONBody reads a body that must be JSON: another content type is
+// EUNSUPPORTEDMEDIA, a body over the size limit ETOOLARGE.
+func readJSONBody(c echo.Context) ([]byte, error) {
 	req := c.Request()
 	mt, _, err := mime.ParseMediaType(req.Header.Get(echo.HeaderContentType))
 	if err != nil || (mt != "application/json" && !(len(mt) > 5 && mt[len(mt)-5:] == "+json")) {
@@ -49,7 +59,7 @@ func readObject(c echo.Context) (map[string]json.RawMessage, error) {
 		}
 		return nil, runmerge.Errorf(runmerge.EINVALIDJSON, "the body could not be read")
 	}
-	return parseObject(body)
+	return body, nil
 }
 
 // parseObject parses body as exactly one JSON object.
@@ -69,6 +79,28 @@ func parseObject(body []byte) (map[string]json.RawMessage, error) {
 		return nil, runmerge.Errorf(runmerge.EINVALIDJSON, "the body has data after its JSON object")
 	}
 	return obj, nil
+}
+
+// parseDocument parses body as exactly one JSON object, as parseObject
+// does, into a document whose numbers are json.Number, so that they keep
+// every digit the client sent.
+func parseDocument(body []byte) (map[string]any, error) {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil, runmerge.Errorf(runmerge.EINVALIDJSON, "the body is empty; send a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var doc map[string]any
+	if err := dec.Decode(&doc); err != nil {
+		return nil, runmerge.Errorf(runmerge.EINVALIDJSON, "the body is not a JSON object: %s", jsonErrorText(err))
+	}
+	if doc == nil {
+		return nil, runmerge.Errorf(runmerge.EINVALIDJSON, "the body is not a JSON object")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, runmerge.Errorf(runmerge.EINVALIDJSON, "the body has data after its JSON object")
+	}
+	return doc, nil
 }
 
 // jsonErrorText describes a JSON syntax error without echoing the input.

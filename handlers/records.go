@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -293,19 +292,12 @@ func (s *Server) getRecord(c *runmerge.Collection) echo.HandlerFunc {
 }
 
 // readDocument reads a JSON object body with numbers kept exact.
-func readDocument(c echo.Context) (map[string]any, []byte, error) {
-	obj, err := readObject(c)
+func readDocument(c echo.Context) (map[string]any, error) {
+	body, err := readJSONBody(c)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	body, _ := json.Marshal(obj)
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	var doc map[string]any
-	if err := dec.Decode(&doc); err != nil {
-		return nil, nil, runmerge.Errorf(runmerge.EINVALIDJSON, "the body is not a JSON object")
-	}
-	return doc, body, nil
+	return parseDocument(body)
 }
 
 // createRecord handles POST /v1/<collection>.
@@ -315,7 +307,7 @@ func (s *Server) createRecord(c *runmerge.Collection) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		doc, body, err := readDocument(ec)
+		doc, err := readDocument(ec)
 		if err != nil {
 			return err
 		}
@@ -329,7 +321,7 @@ func (s *Server) createRecord(c *runmerge.Collection) echo.HandlerFunc {
 			p.Role != runmerge.RoleEventManager {
 			return err
 		}
-		return s.idempotent(ec, l.DB(), body, func(idem *tenantstore.Idempotency) error {
+		return s.idempotent(ec, l.DB(), doc, func(idem *tenantstore.Idempotency) error {
 			r, err := l.DB().CreateRecord(ec.Request().Context(), p, c, doc, idem, func(r *runmerge.Record) tenantstore.SavedResponse {
 				return tenantstore.SavedResponse{
 					Status:  http.StatusCreated,
@@ -357,7 +349,7 @@ func (s *Server) bulkUpsert(c *runmerge.Collection) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		doc, body, err := readDocument(ec)
+		doc, err := readDocument(ec)
 		if err != nil {
 			return err
 		}
@@ -379,7 +371,7 @@ func (s *Server) bulkUpsert(c *runmerge.Collection) echo.HandlerFunc {
 			return tenantstore.SavedResponse{Status: http.StatusOK, Headers: map[string]string{},
 				Body: bulkBody(list)}
 		}
-		return s.idempotent(ec, l.DB(), body, func(idem *tenantstore.Idempotency) error {
+		return s.idempotent(ec, l.DB(), doc, func(idem *tenantstore.Idempotency) error {
 			list, err := l.DB().BulkUpsert(ec.Request().Context(), p, c, records, idem, render)
 			if err != nil {
 				return err
@@ -450,7 +442,7 @@ func (s *Server) updateRecord(c *runmerge.Collection) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		patch, _, err := readDocument(ec)
+		patch, err := readDocument(ec)
 		if err != nil {
 			return err
 		}
@@ -527,7 +519,7 @@ const maxIdempotencyKey = 255
 // with the same key and body from the same API key within 24 hours gets the
 // first response again and runs nothing; the same key with another body is
 // refused; a repeat while the first still runs gets 409.
-func (s *Server) idempotent(c echo.Context, db *tenantstore.DB, body []byte, run func(*tenantstore.Idempotency) error) error {
+func (s *Server) idempotent(c echo.Context, db *tenantstore.DB, doc map[string]any, run func(*tenantstore.Idempotency) error) error {
 	key := c.Request().Header.Get("Idempotency-Key")
 	if key == "" {
 		return run(nil)
@@ -539,6 +531,13 @@ func (s *Server) idempotent(c echo.Context, db *tenantstore.DB, body []byte, run
 	keyID := p.KeyID
 	if keyID == "" {
 		keyID = "root"
+	}
+	// The body is hashed as the server read it, re-encoded with its members
+	// in order, so that a repeat that orders or spaces them differently is
+	// still the same request.
+	body, err := json.Marshal(doc)
+	if err != nil {
+		return err
 	}
 	sum := sha256.Sum256(append([]byte(c.Request().Method+" "+c.Path()+"\n"), body...))
 	idem := &tenantstore.Idempotency{KeyID: keyID, Key: key, RequestHash: hex.EncodeToString(sum[:])}

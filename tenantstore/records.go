@@ -206,9 +206,17 @@ func scanRecord(s scanner, collection string, withRawColumn bool) (*runmerge.Rec
 // GetRecord returns record id of collection c, if it is live and within p's
 // reach; otherwise an ENOTFOUND error.
 func (db *DB) GetRecord(ctx context.Context, p *runmerge.Principal, c *runmerge.Collection, id string, withRaw bool) (*runmerge.Record, error) {
-	r, err := getRecord(ctx, cachedDB{db.rstmts}, db.id, c.Name, id, withRaw)
+	q := cachedDB{db.rstmts}
+	r, err := getRecordRow(ctx, q, db.id, c.Name, id, withRaw)
 	if err != nil {
 		return nil, err
+	}
+	// Only an event manager's reach depends on the events a record links
+	// to; for other keys the query that finds them would be wasted.
+	if p != nil && p.Role == runmerge.RoleEventManager {
+		if err := loadEventIDs(ctx, q, r); err != nil {
+			return nil, err
+		}
 	}
 	if err := authorize(p, runmerge.ActionRecordRead, target(db.id, c, r)); err != nil {
 		return nil, err
@@ -235,6 +243,15 @@ var errRecordNotFound = runmerge.Errorf(runmerge.ENOTFOUND, "record not found")
 
 // getRecord loads a live record with the events it links to.
 func getRecord(ctx context.Context, q queryer, tenantID, collection, id string, withRaw bool) (*runmerge.Record, error) {
+	r, err := getRecordRow(ctx, q, tenantID, collection, id, withRaw)
+	if err != nil {
+		return nil, err
+	}
+	return r, loadEventIDs(ctx, q, r)
+}
+
+// getRecordRow loads a live record without the events it links to.
+func getRecordRow(ctx context.Context, q queryer, tenantID, collection, id string, withRaw bool) (*runmerge.Record, error) {
 	raw := `NULL`
 	if withRaw {
 		raw = `raw_data`
@@ -248,24 +265,30 @@ func getRecord(ctx context.Context, q queryer, tenantID, collection, id string, 
 		return nil, fmt.Errorf("read %s %s: %w", collection, id, err)
 	}
 	r.TenantID = tenantID
-	if collection == runmerge.CollectionEvents {
+	return r, nil
+}
+
+// loadEventIDs sets r.EventIDs: the events r links to, or r itself for an
+// event.
+func loadEventIDs(ctx context.Context, q queryer, r *runmerge.Record) error {
+	if r.Collection == runmerge.CollectionEvents {
 		r.EventIDs = []string{r.ID}
-		return r, nil
+		return nil
 	}
 	rows, err := q.QueryContext(ctx, `SELECT b_id FROM links
-		WHERE a_id = ? AND b_coll = 'events' AND owner_id = a_id`, id)
+		WHERE a_id = ? AND b_coll = 'events' AND owner_id = a_id`, r.ID)
 	if err != nil {
-		return nil, fmt.Errorf("read %s %s links: %w", collection, id, err)
+		return fmt.Errorf("read %s %s links: %w", r.Collection, r.ID, err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var e string
 		if err := rows.Scan(&e); err != nil {
-			return nil, err
+			return err
 		}
 		r.EventIDs = append(r.EventIDs, e)
 	}
-	return r, rows.Err()
+	return rows.Err()
 }
 
 // target describes record r for the policy.
