@@ -89,7 +89,11 @@ func (db *DB) ListRecords(ctx context.Context, p *runmerge.Principal, f RecordFi
 		after = max(after, s.Int64)
 	}
 
-	query, args := listQuery(p, f, after)
+	driver, err := db.narrowFilter(ctx, f)
+	if err != nil {
+		return nil, false, fmt.Errorf("list %s: %w", f.Collection.Name, err)
+	}
+	query, args := listQuery(p, f, after, driver)
 
 	rows, err := cachedDB{db.rstmts}.QueryContext(ctx, query, args...)
 	if err != nil {
@@ -115,10 +119,54 @@ func (db *DB) ListRecords(ctx context.Context, p *runmerge.Principal, f RecordFi
 	return list, more, nil
 }
 
+// smallSet is the most records a link or search filter may select for a
+// list to fetch them one by one and sort them. A filter that selects more
+// is tested on each record as the list walks the collection in change
+// order, which stops at the end of the page: with many matches, the end
+// comes soon.
+const smallSet = 1000
+
+// noDriver is narrowFilter's answer when no filter selects few records.
+const noDriver = -1
+
+// narrowFilter returns which link or search filter of f selects at most
+// smallSet records, so that its list is best driven by that set: i for
+// f.Links[i], len(f.Links) for the search, or noDriver.
+func (db *DB) narrowFilter(ctx context.Context, f RecordFilter) (int, error) {
+	q := cachedDB{db.rstmts}
+	count := func(query string, args ...any) (int, error) {
+		var n int
+		err := q.QueryRowContext(ctx, query, append(args, smallSet+1)...).Scan(&n)
+		return n, err
+	}
+	for i, l := range f.Links {
+		n, err := count(`SELECT count(*) FROM (SELECT 1 FROM links
+			WHERE a_id = ? AND b_coll = ? LIMIT ?)`, l.ID, f.Collection.Name)
+		if err != nil {
+			return noDriver, err
+		} else if n <= smallSet {
+			return i, nil
+		}
+	}
+	if f.Query != "" {
+		n, err := count(`SELECT count(*) FROM (SELECT 1 FROM records_fts
+			WHERE records_fts MATCH ? LIMIT ?)`, f.Query)
+		if err != nil {
+			return noDriver, err
+		} else if n <= smallSet {
+			return len(f.Links), nil
+		}
+	}
+	return noDriver, nil
+}
+
 // listQuery builds the query of a page of ListRecords: the records of
 // f.Collection positioned after seq after that pass f's filters and p's
-// reach, in change order, one more than f.Limit.
-func listQuery(p *runmerge.Principal, f RecordFilter, after int64) (string, []any) {
+// reach, in change order, one more than f.Limit. driver is what
+// narrowFilter says: the query fetches the few records of that filter and
+// sorts them, or with noDriver it walks the collection in change order and
+// tests each record.
+func listQuery(p *runmerge.Principal, f RecordFilter, after int64, driver int) (string, []any) {
 	var b strings.Builder
 	args := []any{f.Collection.Name, after}
 	b.WriteString(`SELECT ` + recordColumns)
@@ -127,7 +175,13 @@ func listQuery(p *runmerge.Principal, f RecordFilter, after int64) (string, []an
 	} else {
 		b.WriteString(`, NULL`)
 	}
-	b.WriteString(` FROM records r WHERE collection = ? AND seq > ?`)
+	if driver != noDriver {
+		// The unary + keeps SQLite from walking an index of the collection
+		// in change order, which it would pick to spare the sort.
+		b.WriteString(` FROM records r WHERE +collection = ? AND +seq > ?`)
+	} else {
+		b.WriteString(` FROM records r WHERE collection = ? AND seq > ?`)
+	}
 	filtered := f.SourceID != nil || f.RemoteID != nil || f.Status != nil || f.Type != nil ||
 		len(f.Links) > 0 || f.Query != "" || p.Role == runmerge.RoleEventManager
 	if !f.IncludeDeleted || filtered {
@@ -144,12 +198,24 @@ func listQuery(p *runmerge.Principal, f RecordFilter, after int64) (string, []an
 			args = append(args, *c.v)
 		}
 	}
-	for _, l := range f.Links {
-		b.WriteString(` AND id IN (SELECT b_id FROM links WHERE a_id = ? AND b_coll = ?)`)
+	for i, l := range f.Links {
+		if i == driver {
+			b.WriteString(` AND id IN (SELECT b_id FROM links WHERE a_id = ? AND b_coll = ?)`)
+		} else {
+			// One index seek per record walked, rather than reading every
+			// link first.
+			b.WriteString(` AND EXISTS (SELECT 1 FROM links
+				WHERE a_id = ? AND b_coll = ? AND b_id = r.id)`)
+		}
 		args = append(args, l.ID, f.Collection.Name)
 	}
 	if f.Query != "" {
-		b.WriteString(` AND rid IN (SELECT rowid FROM records_fts WHERE records_fts MATCH ?)`)
+		if driver == len(f.Links) || driver == noDriver {
+			b.WriteString(` AND rid IN (SELECT rowid FROM records_fts WHERE records_fts MATCH ?)`)
+		} else {
+			// Not the driver: a test of each record fetched.
+			b.WriteString(` AND +rid IN (SELECT rowid FROM records_fts WHERE records_fts MATCH ?)`)
+		}
 		args = append(args, f.Query)
 	}
 	if p.Role == runmerge.RoleEventManager {
