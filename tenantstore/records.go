@@ -89,11 +89,11 @@ func (db *DB) ListRecords(ctx context.Context, p *runmerge.Principal, f RecordFi
 		after = max(after, s.Int64)
 	}
 
-	driver, err := db.narrowFilter(ctx, f)
+	plan, err := db.narrowFilter(ctx, f)
 	if err != nil {
 		return nil, false, fmt.Errorf("list %s: %w", f.Collection.Name, err)
 	}
-	query, args := listQuery(p, f, after, driver)
+	query, args := listQuery(p, f, after, plan)
 
 	rows, err := cachedDB{db.rstmts}.QueryContext(ctx, query, args...)
 	if err != nil {
@@ -126,47 +126,55 @@ func (db *DB) ListRecords(ctx context.Context, p *runmerge.Principal, f RecordFi
 // comes soon.
 const smallSet = 1000
 
-// noDriver is narrowFilter's answer when no filter selects few records.
+// noDriver is a listPlan's driver when no filter selects few records.
 const noDriver = -1
 
-// narrowFilter returns which link or search filter of f selects at most
-// smallSet records, so that its list is best driven by that set: i for
-// f.Links[i], len(f.Links) for the search, or noDriver.
-func (db *DB) narrowFilter(ctx context.Context, f RecordFilter) (int, error) {
+// listPlan says how a list query finds its records: driver is the filter
+// that selects at most smallSet records, i for RecordFilter.Links[i] and
+// len(Links) for the search, or noDriver. hits holds the records the search
+// selects, as a JSON array of rids, when it is the driver, so that the
+// search runs once.
+type listPlan struct {
+	driver int
+	hits   string
+}
+
+// narrowFilter finds which link or search filter of f selects at most
+// smallSet records, so that its list is best driven by that set.
+func (db *DB) narrowFilter(ctx context.Context, f RecordFilter) (listPlan, error) {
 	q := cachedDB{db.rstmts}
-	count := func(query string, args ...any) (int, error) {
-		var n int
-		err := q.QueryRowContext(ctx, query, append(args, smallSet+1)...).Scan(&n)
-		return n, err
-	}
 	for i, l := range f.Links {
-		n, err := count(`SELECT count(*) FROM (SELECT 1 FROM links
-			WHERE a_id = ? AND b_coll = ? LIMIT ?)`, l.ID, f.Collection.Name)
+		var n int
+		err := q.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM links
+			WHERE a_id = ? AND b_coll = ? LIMIT ?)`, l.ID, f.Collection.Name, smallSet+1).Scan(&n)
 		if err != nil {
-			return noDriver, err
+			return listPlan{driver: noDriver}, err
 		} else if n <= smallSet {
-			return i, nil
+			return listPlan{driver: i}, nil
 		}
 	}
 	if f.Query != "" {
-		n, err := count(`SELECT count(*) FROM (SELECT 1 FROM records_fts
-			WHERE records_fts MATCH ? LIMIT ?)`, f.Query)
+		var n int
+		var hits string
+		err := q.QueryRowContext(ctx, `SELECT count(*), json_group_array(rowid) FROM (SELECT rowid
+			FROM records_fts WHERE records_fts MATCH ? LIMIT ?)`, f.Query, smallSet+1).Scan(&n, &hits)
 		if err != nil {
-			return noDriver, err
+			return listPlan{driver: noDriver}, err
 		} else if n <= smallSet {
-			return len(f.Links), nil
+			return listPlan{driver: len(f.Links), hits: hits}, nil
 		}
 	}
-	return noDriver, nil
+	return listPlan{driver: noDriver}, nil
 }
 
 // listQuery builds the query of a page of ListRecords: the records of
 // f.Collection positioned after seq after that pass f's filters and p's
-// reach, in change order, one more than f.Limit. driver is what
-// narrowFilter says: the query fetches the few records of that filter and
-// sorts them, or with noDriver it walks the collection in change order and
-// tests each record.
-func listQuery(p *runmerge.Principal, f RecordFilter, after int64, driver int) (string, []any) {
+// reach, in change order, one more than f.Limit. plan is what narrowFilter
+// says: the query fetches the few records of its driver and sorts them, or
+// with noDriver it walks the collection in change order and tests each
+// record.
+func listQuery(p *runmerge.Principal, f RecordFilter, after int64, plan listPlan) (string, []any) {
+	driver := plan.driver
 	var b strings.Builder
 	args := []any{f.Collection.Name, after}
 	b.WriteString(`SELECT ` + recordColumns)
@@ -210,13 +218,18 @@ func listQuery(p *runmerge.Principal, f RecordFilter, after int64, driver int) (
 		args = append(args, l.ID, f.Collection.Name)
 	}
 	if f.Query != "" {
-		if driver == len(f.Links) || driver == noDriver {
+		switch driver {
+		case len(f.Links):
+			b.WriteString(` AND rid IN (SELECT value FROM json_each(?))`)
+			args = append(args, plan.hits)
+		case noDriver:
 			b.WriteString(` AND rid IN (SELECT rowid FROM records_fts WHERE records_fts MATCH ?)`)
-		} else {
+			args = append(args, f.Query)
+		default:
 			// Not the driver: a test of each record fetched.
 			b.WriteString(` AND +rid IN (SELECT rowid FROM records_fts WHERE records_fts MATCH ?)`)
+			args = append(args, f.Query)
 		}
-		args = append(args, f.Query)
 	}
 	if p.Role == runmerge.RoleEventManager {
 		scope, sargs := scopeClause(f.Collection.Name, p.EventIDs)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -166,7 +167,7 @@ func init() {
 // filterCase is one documented list filter on one collection.
 type filterCase struct {
 	name  string
-	index string // an index (or table) the plan must search
+	index string // an index (or table) the plan must search; a|b for either
 	f     RecordFilter
 }
 
@@ -215,8 +216,10 @@ func (bt *bigTenant) documentedFilters() []filterCase {
 		case runmerge.CollectionTickets:
 			rare = `"day"* "pass"*`
 		}
-		add("q", "records_fts", RecordFilter{Query: rare})
-		add("q common word", "records_fts", RecordFilter{Query: `"` + word + `"*`})
+		// A search that selects few records runs first, and the list looks
+		// its records up by rowid.
+		add("q", "records_fts|INTEGER PRIMARY KEY (rowid=?)", RecordFilter{Query: rare})
+		add("q common word", "records_fts|INTEGER PRIMARY KEY (rowid=?)", RecordFilter{Query: `"` + word + `"*`})
 	}
 	return out
 }
@@ -245,16 +248,18 @@ func TestListPlansUseIndexes(t *testing.T) {
 
 	for _, fc := range bt.documentedFilters() {
 		for _, after := range []int64{0, midSeq} {
-			driver, err := bt.db.narrowFilter(ctx, fc.f)
+			lp, err := bt.db.narrowFilter(ctx, fc.f)
 			if err != nil {
 				t.Fatal(err)
 			}
-			query, args := listQuery(admin, fc.f, after, driver)
+			query, args := listQuery(admin, fc.f, after, lp)
 			plan := explain(t, bt, query, args...)
 			if fullScan.MatchString(plan) {
 				t.Errorf("%s, after %d: a full scan of records:\n%s", fc.name, after, plan)
 			}
-			if !strings.Contains(plan, fc.index) {
+			if !slices.ContainsFunc(strings.Split(fc.index, "|"), func(ix string) bool {
+				return strings.Contains(plan, ix)
+			}) {
 				t.Errorf("%s, after %d: the plan does not use %s:\n%s", fc.name, after, fc.index, plan)
 			}
 		}
