@@ -37,6 +37,7 @@ import (
 	"github.com/runmerge/runmerge"
 	"github.com/runmerge/runmerge/handlers"
 	"github.com/runmerge/runmerge/tenantstore"
+	"github.com/runmerge/runmerge/webhook"
 )
 
 // isoServer is a Runmerge server on 127.0.0.1:0 over a data directory of
@@ -88,6 +89,17 @@ func startIsoServer(t testing.TB, opts isoOptions) *isoServer {
 		t.Fatalf("open store: %v", err)
 	}
 	s.Store = store
+	// Change events on, as serve runs: webhooks and the stream. Deliveries
+	// go to a closed local port, so nothing leaves the machine.
+	d, err := webhook.New(webhook.Config{DataDir: s.DataDir, AllowPrivate: true, Timeout: time.Second,
+		SweepInterval: 50 * time.Millisecond, PollInterval: 10 * time.Millisecond, Logger: log}, store)
+	if err == nil {
+		err = d.Start(context.Background())
+	}
+	if err != nil {
+		store.Close(context.Background())
+		t.Fatalf("start webhook dispatcher: %v", err)
+	}
 	s.HTTP = handlers.New(handlers.Config{
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
@@ -97,6 +109,7 @@ func startIsoServer(t testing.TB, opts isoOptions) *isoServer {
 		RootKey:           s.RootKey,
 		RatePerKey:        opts.RatePerKey,
 		RateBurst:         opts.RateBurst,
+		Webhooks:          d,
 	}, store, log)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -122,6 +135,9 @@ func startIsoServer(t testing.TB, opts isoOptions) *isoServer {
 		}
 		if err := <-served; err != nil {
 			t.Errorf("serve: %v", err)
+		}
+		if err := d.Stop(ctx); err != nil {
+			t.Errorf("stop webhook dispatcher: %v", err)
 		}
 		s.checkFilesHoldNoSecret(t, "while open")
 		if err := store.Close(ctx); err != nil {
@@ -199,7 +215,7 @@ func (s *isoServer) do(t testing.TB, r isoReq) *isoResponse {
 	defer resp.Body.Close()
 	var b []byte
 	if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
-		timer := time.AfterFunc(300*time.Millisecond, cancel)
+		timer := time.AfterFunc(150*time.Millisecond, cancel)
 		b, _ = io.ReadAll(resp.Body)
 		timer.Stop()
 	} else if b, err = io.ReadAll(resp.Body); err != nil {
@@ -523,6 +539,7 @@ type isoTenant struct {
 	// manager's reach ("in") and outside it ("out").
 	Records map[string]map[string]string
 	Keys    map[string]*isoKey // by kind: admin, em, ro
+	Webhook string             // a webhook of the tenant
 }
 
 // isoKey is a key of the fixture.
@@ -538,6 +555,18 @@ type isoKey struct {
 type isoFixture struct {
 	Tenants  []*isoTenant
 	Platform map[string]*isoKey // padmin, pro
+	Webhook  string             // a webhook of no tenant, hearing every tenant
+}
+
+// isoWebhookBody is a webhook body for tenant (none when ""). Deliveries go
+// to a closed local port, and only for a type the matrix seldom causes.
+func isoWebhookBody(tenant string) string {
+	b := map[string]any{"url": "http://127.0.0.1:1/iso", "eventTypes": []string{"tenant.updated"},
+		"description": "isolation test"}
+	if tenant != "" {
+		b["tenantId"] = tenant
+	}
+	return isoJSON(b)
 }
 
 // isoRecordBody returns a valid body of collection coll: with linked, its
@@ -615,12 +644,14 @@ func newIsoFixture(t testing.TB, s *isoServer) *isoFixture {
 			secret, keyID := s.createKey(t, body)
 			tn.Keys[kind] = &isoKey{Name: kind + "@" + id, Kind: kind, Secret: secret, ID: keyID, Tenant: tn}
 		}
+		tn.Webhook = s.post(t, s.RootKey, "/v1/webhooks", isoWebhookBody(id)).want(t, http.StatusCreated).id(t)
 		f.Tenants = append(f.Tenants, tn)
 	}
 	for kind, role := range map[string]string{"padmin": "admin", "pro": "read_only"} {
 		secret, keyID := s.createKey(t, `{"name":"`+kind+`","role":"`+role+`"}`)
 		f.Platform[kind] = &isoKey{Name: kind, Kind: kind, Secret: secret, ID: keyID}
 	}
+	f.Webhook = s.post(t, s.RootKey, "/v1/webhooks", isoWebhookBody("")).want(t, http.StatusCreated).id(t)
 	return f
 }
 
@@ -654,11 +685,6 @@ func readLines(t testing.TB, name string) []string {
 	}
 	return lines
 }
-
-var (
-	_ = path.Match
-	_ = uuid.NewString
-)
 
 // permRule is one line of testdata/permissions.txt: seven patterns, for
 // the key kind, method, route, action, q, id and body of a call, and the
@@ -797,8 +823,9 @@ type isoMatrix struct {
 	// What exists, for the checks that no answer shows what its key may
 	// not see: records by id (their tenant and whether the event manager
 	// reaches them), keys by id (their tenant, "" for platform keys).
-	records map[string]isoRecord
-	keyIDs  map[string]string
+	records    map[string]isoRecord
+	keyIDs     map[string]string
+	webhookIDs map[string]string // webhook id → its tenant, "" for none
 
 	calls      int
 	allowed    int
@@ -817,7 +844,8 @@ type isoRecord struct {
 
 func newIsoMatrix(t testing.TB, s *isoServer, f *isoFixture) *isoMatrix {
 	m := &isoMatrix{s: s, f: f, rules: loadPermissions(t), records: make(map[string]isoRecord),
-		keyIDs: make(map[string]string), notFound: make(map[string][]*isoResponse),
+		keyIDs: make(map[string]string), webhookIDs: make(map[string]string),
+		notFound: make(map[string][]*isoResponse),
 		missing404: make(map[string]map[string]bool)}
 	for _, tn := range f.Tenants {
 		for _, byScope := range tn.Records {
@@ -828,10 +856,12 @@ func newIsoMatrix(t testing.TB, s *isoServer, f *isoFixture) *isoMatrix {
 		for _, k := range tn.Keys {
 			m.keyIDs[k.ID] = tn.ID
 		}
+		m.webhookIDs[tn.Webhook] = tn.ID
 	}
 	for _, k := range f.Platform {
 		m.keyIDs[k.ID] = ""
 	}
+	m.webhookIDs[f.Webhook] = ""
 	return m
 }
 
@@ -1169,6 +1199,9 @@ func (m *isoMatrix) keyCalls(base *isoCall) []*isoCall {
 		for _, b := range bodies {
 			out = append(out, m.variant(base, none, "-", b.label, base.Route, b.body))
 		}
+		for _, tg := range m.targets(base.Key)[2:] { // another tenant, and none, in the query
+			out = append(out, m.variant(base, tg, "-", bodies[1].label, base.Route, bodies[1].body))
+		}
 	default: // GET or DELETE /v1/keys/:id
 		ids := []struct{ label, id string }{
 			{"in", home.Keys["ro"].ID},
@@ -1180,6 +1213,10 @@ func (m *isoMatrix) keyCalls(base *isoCall) []*isoCall {
 		for _, id := range ids {
 			p := strings.Replace(base.Route, ":id", id.id, 1)
 			out = append(out, m.variant(base, none, id.label, "-", p, ""))
+		}
+		for _, tg := range m.targets(base.Key)[2:] {
+			p := strings.Replace(base.Route, ":id", ids[0].id, 1)
+			out = append(out, m.variant(base, tg, ids[0].label, "-", p, ""))
 		}
 	}
 	return out
@@ -1215,41 +1252,14 @@ func (m *isoMatrix) tenantCalls(base *isoCall) []*isoCall {
 
 // otherCalls aims a route the matrix has no special knowledge of (webhooks,
 // the stream, export and import, whatever comes next) at the key's tenant,
-// another and none, with bodies naming either.
+// another and none, with bodies naming either. The first path parameter
+// names a tenant under /v1/tenants/:id, a webhook under /v1/webhooks/:id,
+// and a record elsewhere; further parameters name nothing.
 func (m *isoMatrix) otherCalls(base *isoCall) []*isoCall {
 	home := m.home(base.Key)
 	other := m.others(home)[0]
-	tenantPath := strings.HasPrefix(base.Route, "/v1/tenants/:")
-	idOf := func(label string, tg *isoTenant) string {
-		if tg == nil {
-			tg = home
-		}
-		switch {
-		case label == "missing" && tenantPath:
-			return "iso-nowhere"
-		case label == "missing":
-			return uuid.Must(uuid.NewV7()).String()
-		case label == "foreign" && tenantPath:
-			return m.others(tg)[0].ID
-		case label == "foreign":
-			return m.others(tg)[0].EventIn
-		case tenantPath:
-			return tg.ID
-		}
-		return tg.EventIn
-	}
-	bodyOf := func(label string, tg *isoTenant) string {
-		if tg == nil {
-			tg = home
-		}
-		id := tg.ID
-		if label == "other" {
-			id = m.others(tg)[0].ID
-		}
-		return isoJSON(map[string]any{"tenantId": id, "url": "https://hooks.invalid/matrix",
-			"eventTypes": []string{"*"}, "description": "matrix"})
-	}
 	hasParams := pathParam.MatchString(base.Route)
+	webhooks := strings.HasPrefix(base.Route, "/v1/webhooks/:")
 	type pair struct {
 		tg isoTarget
 		id string
@@ -1259,9 +1269,16 @@ func (m *isoMatrix) otherCalls(base *isoCall) []*isoCall {
 	if hasParams {
 		pairs = append(pairs, pair{isoTarget{"none", home}, "foreign"}, pair{isoTarget{"none", home}, "missing"},
 			pair{isoTarget{"other", other}, "foreign"})
+		if webhooks {
+			pairs = append(pairs, pair{isoTarget{"none", home}, "platform"})
+		}
 	}
 	bodies := []string{"-"}
-	if base.Method == "POST" || base.Method == "PUT" || base.Method == "PATCH" {
+	switch {
+	case webhooks && base.Method == "PATCH":
+		bodies = []string{"plain"}
+	case base.Method == "POST" && strings.HasSuffix(base.Route, "/retry"):
+	case base.Method == "POST" || base.Method == "PUT" || base.Method == "PATCH":
 		bodies = []string{"home", "other"}
 	}
 	var out []*isoCall
@@ -1271,15 +1288,63 @@ func (m *isoMatrix) otherCalls(base *isoCall) []*isoCall {
 			if !hasParams {
 				id = "-"
 			}
-			p := pathParam.ReplaceAllStringFunc(base.Route, func(string) string { return idOf(id, pr.tg.Tenant) })
-			payload := ""
-			if b != "-" {
-				payload = bodyOf(b, pr.tg.Tenant)
-			}
-			out = append(out, m.variant(base, pr.tg, id, b, p, payload))
+			c := m.variant(base, pr.tg, id, b, "", m.otherBody(b, home, other))
+			c.Path = m.otherPath(c) + query(pr.tg)
+			out = append(out, c)
 		}
 	}
 	return out
+}
+
+// otherPath fills the parameters of a call of a route otherCalls aims.
+func (m *isoMatrix) otherPath(c *isoCall) string {
+	tg := c.Target
+	if tg == nil {
+		tg = m.home(c.Key)
+	}
+	first := true
+	return pathParam.ReplaceAllStringFunc(c.Route, func(string) string {
+		if !first {
+			return uuid.Must(uuid.NewV7()).String()
+		}
+		first = false
+		switch {
+		case c.ID == "missing" && strings.HasPrefix(c.Route, "/v1/tenants/:"):
+			return "iso-nowhere"
+		case c.ID == "missing":
+			return uuid.Must(uuid.NewV7()).String()
+		case strings.HasPrefix(c.Route, "/v1/tenants/:"):
+			if c.ID == "foreign" {
+				return m.others(tg)[0].ID
+			}
+			return tg.ID
+		case strings.HasPrefix(c.Route, "/v1/webhooks/:"):
+			switch c.ID {
+			case "foreign":
+				return m.others(tg)[0].Webhook
+			case "platform":
+				return m.f.Webhook
+			}
+			return tg.Webhook
+		case c.ID == "foreign":
+			return m.others(tg)[0].EventIn
+		}
+		return tg.EventIn
+	})
+}
+
+// otherBody is the body of a call of a route otherCalls aims: a webhook
+// for the key's tenant or another, or a harmless change.
+func (m *isoMatrix) otherBody(label string, home, other *isoTenant) string {
+	switch label {
+	case "home":
+		return isoWebhookBody(home.ID)
+	case "other":
+		return isoWebhookBody(other.ID)
+	case "plain":
+		return `{"description":"changed by the matrix"}`
+	}
+	return ""
 }
 
 // planThrowaways gives every allowed destructive call a target of its own,
@@ -1292,16 +1357,34 @@ func (m *isoMatrix) planThrowaways(t testing.TB, calls []*isoCall) {
 		allowed := allows(c.Rule.Expect)
 		switch c.Family {
 		case "other":
-			if allowed && (c.Method == "DELETE" || c.Method == "PUT" || c.Method == "PATCH") &&
-				c.ID != "missing" && c.ID != "-" {
-				c.ID = "missing"
-				missing := uuid.Must(uuid.NewV7()).String()
-				if strings.HasPrefix(c.Route, "/v1/tenants/:") {
-					missing = "iso-nowhere"
-				}
-				c.Path = pathParam.ReplaceAllString(c.Route, missing) + query(isoTarget{c.Q, c.Target})
-				c.Rule, _ = expectation(m.rules, c)
+			destructive := c.Method == "DELETE" || c.Method == "PUT" || c.Method == "PATCH"
+			if !allowed || !destructive || c.ID == "missing" || c.ID == "-" {
+				continue
 			}
+			if strings.HasPrefix(c.Route, "/v1/webhooks/:") {
+				// A webhook of its own, of the tenant the label names.
+				tenant := ""
+				if c.ID != "platform" {
+					tg := c.Target
+					if tg == nil {
+						tg = m.home(c.Key)
+					}
+					if tenant = tg.ID; c.ID == "foreign" {
+						tenant = m.others(tg)[0].ID
+					}
+				}
+				c.throwaway = func(t testing.TB) {
+					id := m.s.post(t, m.s.RootKey, "/v1/webhooks", isoWebhookBody(tenant)).
+						want(t, http.StatusCreated).id(t)
+					m.webhookIDs[id] = tenant
+					c.Path = strings.Replace(c.Route, ":id", id, 1) + query(isoTarget{c.Q, c.Target})
+				}
+				continue
+			}
+			// Anything else the matrix cannot make: aim at nothing.
+			c.ID = "missing"
+			c.Path = m.otherPath(c) + query(isoTarget{c.Q, c.Target})
+			c.Rule, _ = expectation(m.rules, c)
 		case "records":
 			coll := strings.Split(strings.TrimPrefix(c.Route, "/v1/"), "/")[0]
 			upsert := strings.HasPrefix(c.Body, "upsert-")
@@ -1347,7 +1430,7 @@ func (m *isoMatrix) planThrowaways(t testing.TB, calls []*isoCall) {
 				if k.TenantID != nil {
 					m.keyIDs[id] = *k.TenantID
 				}
-				c.Path = strings.Replace(c.Route, ":id", id, 1)
+				c.Path = strings.Replace(c.Route, ":id", id, 1) + query(isoTarget{c.Q, c.Target})
 			}
 		case "tenants":
 			if !allowed || c.Method != "DELETE" || c.ID == "missing" {
@@ -1512,6 +1595,14 @@ func (m *isoMatrix) checkVisible(c *isoCall, r *isoResponse) {
 				why = "a record outside its events"
 			}
 		}
+		if tenant, ok := m.webhookIDs[v]; ok && member == "id" {
+			switch {
+			case k.Kind == "em" || k.Kind == "ro" || k.Kind == "nokey":
+				why = "a webhook"
+			case k.Kind == "admin" && tenant != k.Tenant.ID:
+				why = "a webhook of tenant " + tenant
+			}
+		}
 		if tenant, ok := m.keyIDs[v]; ok && member == "id" {
 			switch {
 			case k.Kind == "pro" || k.Kind == "em" || k.Kind == "ro" || k.Kind == "nokey":
@@ -1548,6 +1639,21 @@ func (m *isoMatrix) learn(t testing.TB, c *isoCall, r *isoResponse) {
 		m.keyIDs[k.ID] = tenant
 		if c.Key.Tenant != nil && tenant != c.Key.Tenant.ID {
 			m.leaks = append(m.leaks, fmt.Sprintf("%s made a key of tenant %q: %s", c, tenant, r.Body))
+		}
+		return
+	}
+	if c.Method == "POST" && c.Route == "/v1/webhooks" {
+		var w struct {
+			ID       string  `json:"id"`
+			TenantID *string `json:"tenantId"`
+		}
+		json.Unmarshal(r.Body, &w)
+		m.webhookIDs[w.ID] = ""
+		if w.TenantID != nil {
+			m.webhookIDs[w.ID] = *w.TenantID
+		}
+		if c.Key.Tenant != nil && (w.TenantID == nil || *w.TenantID != c.Key.Tenant.ID) {
+			m.leaks = append(m.leaks, fmt.Sprintf("%s made a webhook of tenant %v: %s", c, w.TenantID, r.Body))
 		}
 		return
 	}
@@ -1604,6 +1710,8 @@ func (m *isoMatrix) collect404(c *isoCall, r *isoResponse) {
 		return
 	}
 	group := c.Key.Name + " " + c.Method + " " + c.Route
+	outOfReach := c.ID == "out" || c.ID == "foreign" || c.ID == "platform" || c.Q == "other" ||
+		strings.HasPrefix(c.Body, "other")
 	if c.ID == "missing" || c.Q == "missing" || c.Body == "missing-ro" {
 		if m.missing404[group] == nil {
 			m.missing404[group] = make(map[string]bool)
@@ -1611,7 +1719,9 @@ func (m *isoMatrix) collect404(c *isoCall, r *isoResponse) {
 		m.missing404[group][r.normalized()] = true
 		return
 	}
-	m.notFound[group] = append(m.notFound[group], r)
+	if outOfReach {
+		m.notFound[group] = append(m.notFound[group], r)
+	}
 }
 
 // check404s compares each 404 for something that exists, out of reach,
@@ -1675,4 +1785,167 @@ func TestIsolationMatrix(t *testing.T) {
 	report(t, "calls allowed where permissions.txt says deny", m.unexpected)
 	report(t, "answers unlike permissions.txt", m.mismatches)
 	report(t, "isolation failures", m.leaks)
+}
+
+// TestIsolationEventManager checks the event manager's rules of API.md: it
+// sees an event it names and the records linked to one (by eventId or
+// relationships.linkedEventIds), updates those, creates only records
+// linked to its events alone, creates and deletes no event, and a write
+// it may not make changes nothing: no record, no change event.
+func TestIsolationEventManager(t *testing.T) {
+	s := startIsoServer(t, isoOptions{})
+	root := s.RootKey
+	s.post(t, root, "/v1/tenants", `{"id":"acme"}`).want(t, http.StatusCreated)
+	s.post(t, root, "/v1/tenants", `{"id":"globex"}`).want(t, http.StatusCreated)
+	create := func(tenant, coll string, linked []string, extra map[string]any) string {
+		t.Helper()
+		body := isoJSON(isoRecordBody(coll, linked, extra))
+		return s.post(t, root, "/v1/"+coll+"?tenantId="+tenant, body).want(t, http.StatusCreated).id(t)
+	}
+	e1 := create("acme", "events", nil, nil)
+	e2 := create("acme", "events", nil, nil)
+	foreign := create("globex", "events", nil, nil)
+	s1 := create("acme", "sessions", []string{e1}, nil)
+	s2 := create("acme", "sessions", []string{e2}, nil)
+	p1 := create("acme", "people", []string{e1}, nil)
+	p2 := create("acme", "people", []string{e2}, nil)
+	p12 := create("acme", "people", []string{e2, e1}, nil)
+	p0 := create("acme", "people", nil, nil)
+	t1 := create("acme", "tickets", []string{e1}, nil)
+	em, _ := s.createKey(t, `{"name":"em","tenantId":"acme","role":"event_manager","eventIds":["`+e1+`"]}`)
+	admin, _ := s.createKey(t, `{"name":"admin","tenantId":"acme","role":"admin"}`)
+
+	listIDs := func(p string) []string {
+		t.Helper()
+		var page struct {
+			Data []struct {
+				ID string `json:"id"`
+			} `json:"data"`
+		}
+		r := s.get(t, em, p).want(t, http.StatusOK)
+		if err := json.Unmarshal(r.Body, &page); err != nil {
+			t.Fatalf("GET %s: %v", p, err)
+		}
+		var ids []string
+		for _, d := range page.Data {
+			ids = append(ids, d.ID)
+		}
+		sort.Strings(ids)
+		return ids
+	}
+	sorted := func(ids ...string) []string {
+		sort.Strings(ids)
+		return ids
+	}
+	t.Run("sees its event and what links to it", func(t *testing.T) {
+		for p, want := range map[string][]string{
+			"/v1/events":                      {e1},
+			"/v1/sessions":                    {s1},
+			"/v1/people":                      sorted(p1, p12),
+			"/v1/tickets":                     {t1},
+			"/v1/people?linkedEventId=" + e2:  {p12},
+			"/v1/people?includeDeleted=true":  sorted(p1, p12),
+			"/v1/people?tenantId=acme&q=ada":  sorted(p1, p12),
+			"/v1/sessions?linkedEventId=" + e2: nil,
+		} {
+			if got := listIDs(p); !slices.Equal(got, want) {
+				t.Errorf("GET %s: %v, want %v", p, got, want)
+			}
+		}
+		for _, p := range []string{"/v1/events/" + e1, "/v1/sessions/" + s1, "/v1/people/" + p1,
+			"/v1/people/" + p12, "/v1/tickets/" + t1} {
+			s.get(t, em, p).want(t, http.StatusOK)
+		}
+		missing := s.get(t, em, "/v1/people/"+uuid.NewString()).want(t, http.StatusNotFound).normalized()
+		for _, p := range []string{"/v1/events/" + e2, "/v1/sessions/" + s2, "/v1/people/" + p2,
+			"/v1/people/" + p0, "/v1/events/" + foreign} {
+			r := s.get(t, em, p).want(t, http.StatusNotFound)
+			if r.normalized() != missing && !strings.HasPrefix(p, "/v1/events/") {
+				t.Errorf("GET %s: %s, unlike the answer for a record that does not exist: %s", p, r.Body, missing)
+			}
+		}
+	})
+
+	// refused sends a write the event manager may not make and checks
+	// that it changes nothing in the tenant.
+	refused := func(t *testing.T, r isoReq, status int) {
+		t.Helper()
+		before := s.changeCount(t, "acme")
+		r.Key = em
+		got := s.do(t, r)
+		if got.Status != status {
+			t.Errorf("%s %s %s: status %d, want %d: %s", r.Method, r.Path, r.Body, got.Status, status, got.Body)
+		}
+		if after := s.changeCount(t, "acme"); after != before {
+			t.Errorf("%s %s %s, refused, changed acme: %s → %s", r.Method, r.Path, r.Body, before, after)
+		}
+	}
+	t.Run("creates only records linked to its events alone", func(t *testing.T) {
+		for coll, bodies := range map[string][]map[string]any{
+			"events":   {isoRecordBody("events", nil, nil)},
+			"people":   {isoRecordBody("people", nil, nil), isoRecordBody("people", []string{e2}, nil), isoRecordBody("people", []string{e1, e2}, nil), isoRecordBody("people", []string{foreign}, nil), isoRecordBody("people", []string{e1, foreign}, nil)},
+			"sessions": {isoRecordBody("sessions", []string{e2}, nil), isoRecordBody("sessions", []string{e1, e2}, nil), isoRecordBody("sessions", []string{foreign}, nil)},
+		} {
+			for _, b := range bodies {
+				refused(t, isoReq{Method: "POST", Path: "/v1/" + coll, Body: isoJSON(b)}, http.StatusForbidden)
+				refused(t, isoReq{Method: "POST", Path: "/v1/" + coll + "/bulk",
+					Body: `{"records":[` + isoJSON(b) + `]}`}, http.StatusForbidden)
+			}
+		}
+		// All or nothing: one refused record of a bulk refuses them all.
+		ok := isoJSON(isoRecordBody("people", []string{e1}, nil))
+		bad := isoJSON(isoRecordBody("people", []string{e2}, nil))
+		refused(t, isoReq{Method: "POST", Path: "/v1/people/bulk", Body: `{"records":[` + ok + `,` + bad + `]}`},
+			http.StatusForbidden)
+		s.post(t, em, "/v1/people", ok).want(t, http.StatusCreated)
+		s.post(t, em, "/v1/sessions", isoJSON(isoRecordBody("sessions", []string{e1}, nil))).want(t, http.StatusCreated)
+		s.post(t, em, "/v1/tickets/bulk", `{"records":[`+isoJSON(isoRecordBody("tickets", []string{e1}, nil))+`]}`).
+			want(t, http.StatusOK)
+	})
+	t.Run("updates what it reaches, within its events", func(t *testing.T) {
+		links := func(ids ...string) string {
+			return isoJSON(map[string]any{"relationships": map[string]any{"linkedEventIds": ids}})
+		}
+		s.patch(t, em, "/v1/people/"+p1, `{"jobTitle":"Chair"}`).want(t, http.StatusOK)
+		s.patch(t, em, "/v1/events/"+e1, `{"description":"Updated by its manager"}`).want(t, http.StatusOK)
+		refused(t, isoReq{Method: "PATCH", Path: "/v1/people/" + p1, Body: links(e1, e2)}, http.StatusForbidden)
+		refused(t, isoReq{Method: "PATCH", Path: "/v1/people/" + p1, Body: links(e2)}, http.StatusForbidden)
+		refused(t, isoReq{Method: "PATCH", Path: "/v1/people/" + p1, Body: links()}, http.StatusForbidden)
+		refused(t, isoReq{Method: "PATCH", Path: "/v1/people/" + p1, Body: links(e1, foreign)}, http.StatusForbidden)
+		refused(t, isoReq{Method: "PATCH", Path: "/v1/sessions/" + s1, Body: `{"eventId":"` + e2 + `"}`}, http.StatusForbidden)
+		refused(t, isoReq{Method: "PATCH", Path: "/v1/events/" + e1, Body: links(e2)}, http.StatusForbidden)
+		refused(t, isoReq{Method: "PATCH", Path: "/v1/people/" + p2, Body: `{"jobTitle":"x"}`}, http.StatusNotFound)
+		refused(t, isoReq{Method: "PATCH", Path: "/v1/people/" + p0, Body: `{"jobTitle":"x"}`}, http.StatusNotFound)
+		refused(t, isoReq{Method: "PATCH", Path: "/v1/events/" + e2, Body: `{"description":"x"}`}, http.StatusNotFound)
+		// A record of its event and another keeps the other; it may drop it.
+		s.patch(t, em, "/v1/people/"+p12, `{"jobTitle":"Speaker"}`).want(t, http.StatusOK)
+		s.patch(t, em, "/v1/people/"+p12, links(e1)).want(t, http.StatusOK)
+		// A bulk update through sourceId and remoteId follows the same rules.
+		paired := create("acme", "people", []string{e1}, map[string]any{"sourceId": "crm", "remoteId": "r1"})
+		body := func(linked ...string) string {
+			return `{"records":[` + isoJSON(isoRecordBody("people", linked,
+				map[string]any{"sourceId": "crm", "remoteId": "r1"})) + `]}`
+		}
+		refused(t, isoReq{Method: "POST", Path: "/v1/people/bulk", Body: body(e1, e2)}, http.StatusForbidden)
+		s.post(t, em, "/v1/people/bulk", body(e1)).want(t, http.StatusOK)
+		create("acme", "people", []string{e2}, map[string]any{"sourceId": "crm", "remoteId": "r2"})
+		refused(t, isoReq{Method: "POST", Path: "/v1/people/bulk", Body: strings.Replace(body(e1), "r1", "r2", 1)},
+			http.StatusNotFound)
+		s.get(t, em, "/v1/people/"+paired).want(t, http.StatusOK)
+	})
+	t.Run("deletes no event", func(t *testing.T) {
+		refused(t, isoReq{Method: "DELETE", Path: "/v1/events/" + e1}, http.StatusForbidden)
+		refused(t, isoReq{Method: "DELETE", Path: "/v1/events/" + e2}, http.StatusNotFound)
+		refused(t, isoReq{Method: "DELETE", Path: "/v1/people/" + p2}, http.StatusNotFound)
+		s.get(t, em, "/v1/events/"+e1).want(t, http.StatusOK)
+		s.del(t, em, "/v1/tickets/"+t1).want(t, http.StatusNoContent)
+	})
+	t.Run("sees no counts of what it does not reach", func(t *testing.T) {
+		if st := s.get(t, em, "/v1/tenants/acme").want(t, http.StatusOK).object(t)["stats"]; st != nil {
+			t.Errorf("an event manager sees the tenant's stats: %v", st)
+		}
+		if st := s.get(t, admin, "/v1/tenants/acme").want(t, http.StatusOK).object(t)["stats"]; st == nil {
+			t.Error("a tenant admin sees no stats")
+		}
+	})
 }

@@ -3,6 +3,7 @@ package handlers
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"regexp"
 	"runtime/debug"
 	"strings"
@@ -145,8 +146,28 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		c.Set(ctxKeyID, p.KeyID)
 		ctx := runmerge.NewContextWithPrincipal(c.Request().Context(), p)
 		c.SetRequest(c.Request().WithContext(ctx))
+		if err := checkTenantParam(c.Request(), p); err != nil {
+			return err
+		}
 		return next(c)
 	}
+}
+
+// checkTenantParam answers 404 to a tenant key that names another tenant
+// in the query, on every route: also on those whose tenant comes from the
+// body or the key, which would otherwise ignore the parameter and act on
+// the key's own tenant as if the other had been reached.
+func checkTenantParam(r *http.Request, p *runmerge.Principal) error {
+	if p.Platform() || !strings.Contains(r.URL.RawQuery, "tenantId") {
+		return nil
+	}
+	values, _ := url.ParseQuery(r.URL.RawQuery)
+	for _, id := range values["tenantId"] {
+		if id != p.TenantID {
+			return runmerge.Errorf(runmerge.ENOTFOUND, "tenant not found")
+		}
+	}
+	return nil
 }
 
 // registered returns the set of "METHOD /path" that Echo's router serves,

@@ -200,15 +200,30 @@ func readWebhookFields(obj map[string]json.RawMessage, url *string, types *[]str
 	return nil
 }
 
+// errWebhookNotFound answers for a webhook that does not exist and for one
+// outside the caller's reach alike.
+var errWebhookNotFound = runmerge.Errorf(runmerge.ENOTFOUND, "webhook not found")
+
 // webhookInReach loads webhook id and checks the route's action on it: a
 // tenant key reaches its own tenant's webhooks only, and what it cannot
 // reach answers 404.
+//
+// A key that may not do this even to its own tenant's webhooks is refused
+// before the lookup, and one out of reach answers as one that does not
+// exist, so that no answer tells which webhook ids exist.
 func (s *Server) webhookInReach(c echo.Context) (*tenantstore.Webhook, error) {
-	w, err := s.store.Catalog.Webhook(c.Request().Context(), c.Param("id"))
-	if err != nil {
+	if err := s.authorize(c, runmerge.Target{TenantID: principalOf(c).TenantID}); err != nil {
 		return nil, err
 	}
-	if err := s.authorize(c, runmerge.Target{TenantID: w.TenantID}); err != nil {
+	w, err := s.store.Catalog.Webhook(c.Request().Context(), c.Param("id"))
+	if runmerge.ErrorCode(err) == runmerge.ENOTFOUND {
+		return nil, errWebhookNotFound
+	} else if err != nil {
+		return nil, err
+	}
+	if err := s.authorize(c, runmerge.Target{TenantID: w.TenantID}); runmerge.ErrorCode(err) == runmerge.ENOTFOUND {
+		return nil, errWebhookNotFound
+	} else if err != nil {
 		return nil, err
 	}
 	if w.TenantID != "" {
