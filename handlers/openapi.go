@@ -201,6 +201,9 @@ func operations() map[string]obj {
 	for k, v := range changeEventOperations() {
 		ops[k] = v
 	}
+	for k, v := range exportOperations() {
+		ops[k] = v
+	}
 	for _, c := range runmerge.Collections() {
 		for k, v := range recordOperations(c) {
 			ops[k] = v

@@ -61,6 +61,7 @@ type Server struct {
 	ready     atomic.Bool
 	routes    map[string]runmerge.Action // "METHOD /path" → action
 	inflight  inflight
+	metrics   *metrics
 	closeOnce sync.Once
 	streams   *streams
 
@@ -84,7 +85,9 @@ func New(cfg Config, store *tenantstore.Store, log *slog.Logger) *Server {
 	s.echo.HTTPErrorHandler = s.handleError
 	s.echo.JSONSerializer = jsonSerializer{}
 
+	s.metrics = newMetrics(store)
 	s.echo.Use(
+		s.observe,
 		s.requestID,
 		s.recover,
 		s.accessLog,
@@ -153,6 +156,8 @@ func (s *Server) registerRoutes() {
 	s.registerRecordRoutes()
 	s.registerWebhookRoutes()
 	s.registerStreamRoutes()
+	s.registerExportRoutes()
+	s.registerMetricsRoutes()
 }
 
 // Serve accepts connections on ln until Shutdown. It marks the server ready

@@ -35,6 +35,9 @@ type Store struct {
 
 	mu          sync.RWMutex
 	subscribers []func(tenantID string)
+
+	// changes keeps the catalog's note of when each tenant last changed.
+	changes *changeTracker
 }
 
 // Open opens the data directory, creating and migrating what is missing.
@@ -59,6 +62,8 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		cat.Close()
 		return nil, err
 	}
+	s.changes = newChangeTracker(cat, cfg.Logger)
+	s.Subscribe(s.changes.changed)
 	return s, nil
 }
 
@@ -93,7 +98,7 @@ func (s *Store) recordsChanged(tenantID, collection string) {
 // Close closes every tenant file and then the catalog, reporting every
 // failure rather than stopping at the first.
 func (s *Store) Close(ctx context.Context) error {
-	return errors.Join(s.Pool.Close(ctx), s.Catalog.Close())
+	return errors.Join(s.Pool.Close(ctx), s.changes.close(), s.Catalog.Close())
 }
 
 // CreateTenant records a new tenant in the catalog and makes its file.
