@@ -51,6 +51,7 @@ type changeOptions struct {
 	maxPerKey   int
 	keepAlive   time.Duration
 	level       slog.Level
+	defaults    bool // the dispatcher's own sweep and poll intervals, as in production
 }
 
 // startChangeAPI starts a server over dir (a new temporary directory when
@@ -87,7 +88,7 @@ func (a *changeAPI) start() {
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
-	d, err := webhook.New(webhook.Config{
+	cfg := webhook.Config{
 		DataDir:       a.dir,
 		AllowPrivate:  !a.opts.denyPrivate,
 		RetrySchedule: a.opts.retry,
@@ -95,13 +96,25 @@ func (a *changeAPI) start() {
 		SweepInterval: 50 * time.Millisecond,
 		PollInterval:  10 * time.Millisecond,
 		Logger:        log,
-	}, store)
+	}
+	if a.opts.defaults {
+		cfg.SweepInterval, cfg.PollInterval = 0, 0
+	}
+	d, err := webhook.New(cfg, store)
 	if err != nil {
 		t.Fatalf("new dispatcher: %v", err)
 	}
 	if err := d.Start(ctx); err != nil {
 		t.Fatalf("start dispatcher: %v", err)
 	}
+	a.Store, a.D = store, d
+	a.startHTTP(log, d)
+}
+
+// startHTTP serves the API over a.Store, with change events from d when
+// it is not nil.
+func (a *changeAPI) startHTTP(log *slog.Logger, d *webhook.Dispatcher) {
+	t := a.t
 	srv := handlers.New(handlers.Config{
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
@@ -112,14 +125,14 @@ func (a *changeAPI) start() {
 		Webhooks:          d,
 		StreamMaxPerKey:   a.opts.maxPerKey,
 		StreamKeepAlive:   a.opts.keepAlive,
-	}, store, log)
+	}, a.Store, log)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	a.served = make(chan error, 1)
 	go func() { a.served <- srv.Serve(ln) }()
-	a.Store, a.D, a.Server, a.URL, a.up = store, d, srv, "http://"+ln.Addr().String(), true
+	a.Server, a.URL, a.up = srv, "http://"+ln.Addr().String(), true
 }
 
 // stop shuts the server down as serve does: HTTP first (closing streams),

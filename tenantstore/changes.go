@@ -33,11 +33,12 @@ func scanChange(s scanner, tenantID string) (*runmerge.Change, error) {
 	return c, nil
 }
 
+const changesAfterQuery = `SELECT ` + changeColumns + ` FROM changes WHERE seq > ? ORDER BY seq LIMIT ?`
+
 // ChangesAfter returns up to limit change events of the tenant positioned
 // after seq, in order. Only committed changes are ever seen.
 func (db *DB) ChangesAfter(ctx context.Context, seq int64, limit int) ([]*runmerge.Change, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT `+changeColumns+` FROM changes
-		WHERE seq > ? ORDER BY seq LIMIT ?`, seq, limit)
+	rows, err := cachedDB{db.rstmts}.QueryContext(ctx, changesAfterQuery, seq, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read changes of %s: %w", db.id, err)
 	}

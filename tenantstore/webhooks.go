@@ -398,13 +398,16 @@ func (c *Catalog) ClaimDueDeliveries(ctx context.Context, now time.Time, skip []
 	return list, wrapErr(rows.Err(), "claim deliveries")
 }
 
-// NextDueDelivery returns when the earliest unclaimed pending delivery of an
-// active webhook is due, or nil when there is none.
+// NextDueDelivery returns when the earliest unclaimed pending delivery is
+// due, or nil when there is none. It reads one index entry; the delivery
+// may belong to a disabled webhook, which ClaimDueDeliveries skips.
 func (c *Catalog) NextDueDelivery(ctx context.Context) (*time.Time, error) {
 	var at sql.NullString
-	err := c.r.QueryRowContext(ctx, `SELECT min(d.next_attempt_at) FROM webhook_deliveries d
-		JOIN webhooks w ON w.id = d.webhook_id
-		WHERE d.status = 'pending' AND d.claimed = 0 AND w.status = 'active'`).Scan(&at)
+	err := c.r.QueryRowContext(ctx, `SELECT next_attempt_at FROM webhook_deliveries
+		WHERE status = 'pending' AND claimed = 0 ORDER BY next_attempt_at LIMIT 1`).Scan(&at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
 	if err != nil {
 		return nil, wrapErr(err, "next due delivery")
 	}

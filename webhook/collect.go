@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"context"
+	"math/rand/v2"
 	"time"
 
 	"github.com/google/uuid"
@@ -46,7 +47,16 @@ func (c *collector) run() {
 	sweep := time.NewTicker(c.d.cfg.SweepInterval)
 	defer sweep.Stop()
 	c.sweep()
+	var last time.Time
 	for {
+		if wait := c.d.cfg.CollectGap - time.Since(last); wait > 0 {
+			select {
+			case <-c.d.stopping:
+				return
+			case <-time.After(wait):
+			}
+		}
+		last = time.Now()
 		if c.round() {
 			select {
 			case <-c.d.stopping:
@@ -105,13 +115,15 @@ func (c *collector) sweep() {
 		}
 		return
 	}
+	c.d.tenantsChanged.Store(true)
 	now := time.Now()
 	marked := make(map[string]bool, len(marks))
 	for _, m := range marks {
 		marked[m.TenantID] = true
 		st := c.feeds[m.TenantID]
 		if st == nil {
-			c.feeds[m.TenantID] = &feedState{cursor: m.Cursor, seenMark: m.MarkedAt}
+			c.feeds[m.TenantID] = &feedState{cursor: m.Cursor, seenMark: m.MarkedAt,
+				prunedAt: time.Now().Add(-rand.N(c.d.cfg.PruneInterval))}
 			c.d.Notify(m.TenantID)
 			continue
 		}
@@ -164,9 +176,18 @@ func (c *collector) round() bool {
 		}
 	}
 
-	tcs, err := c.d.catalog.TenantChangesAfter(ctx, c.tcCursor, collectBatch)
-	if err != nil && ctx.Err() == nil {
-		c.d.log.Warn("read tenant events", "error", err)
+	// tenant.* events are looked for when told of a tenant change, and at
+	// every sweep for those made by another process.
+	var tcs []*runmerge.Change
+	if c.d.tenantsChanged.Swap(false) {
+		var err error
+		tcs, err = c.d.catalog.TenantChangesAfter(ctx, c.tcCursor, collectBatch)
+		if err != nil {
+			c.d.tenantsChanged.Store(true)
+			if ctx.Err() == nil {
+				c.d.log.Warn("read tenant events", "error", err)
+			}
+		}
 	}
 	for _, ch := range tcs {
 		events = append(events, eventOf(ch, ""))
@@ -177,6 +198,7 @@ func (c *collector) round() bool {
 		batch.TenantChangesCursor = ch.Seq
 	}
 	if len(tcs) == collectBatch {
+		c.d.tenantsChanged.Store(true)
 		more = true
 	}
 	if len(batch.Entries) == 0 && len(batch.Cursors) == 0 {
@@ -191,6 +213,9 @@ func (c *collector) round() bool {
 		c.handOver(claims, batch, events, false)
 		for _, id := range ids {
 			c.d.Notify(id)
+		}
+		if len(tcs) > 0 {
+			c.d.tenantsChanged.Store(true)
 		}
 		if ctx.Err() == nil {
 			c.d.log.Error("log change events", "error", err)
@@ -313,7 +338,9 @@ func (c *collector) feed(ctx context.Context, id string) (*feedState, error) {
 			return nil, err
 		}
 	}
-	st := &feedState{cursor: cur}
+	// The first prune comes within one prune interval, at a random point
+	// of it, so that a restart does not prune every active tenant at once.
+	st := &feedState{cursor: cur, prunedAt: time.Now().Add(-rand.N(c.d.cfg.PruneInterval))}
 	c.feeds[id] = st
 	return st, nil
 }

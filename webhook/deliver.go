@@ -471,17 +471,23 @@ func (d *Dispatcher) poll() {
 		case <-t.C:
 		case <-d.pollWake:
 		}
+		// Claim again at once only while whole batches fit.
 		for d.claimDue() == claimBatch {
 		}
 	}
 }
 
 // claimDue claims the deliveries that are due, as many as there is room
-// for, and queues them. It returns how many it claimed.
+// for, and queues them. It returns how many it queued.
 func (d *Dispatcher) claimDue() int {
 	ctx := d.sendCtx
 	room := min(d.sched.room(), claimBatch)
 	if room <= 0 {
+		return 0
+	}
+	// A read first: claiming is a write, and most polls find nothing due.
+	next, err := d.catalog.NextDueDelivery(ctx)
+	if err != nil || next == nil || next.After(time.Now()) {
 		return 0
 	}
 	hooks, err := d.hooks.get(ctx)
@@ -521,7 +527,7 @@ func (d *Dispatcher) claimDue() int {
 			d.log.Error("release deliveries", "error", err)
 		}
 	}
-	return len(list)
+	return len(list) - len(back)
 }
 
 // loadBody returns the change event JSON of j's change: from memory when

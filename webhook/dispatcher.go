@@ -69,6 +69,13 @@ type Config struct {
 	SweepInterval time.Duration
 	PollInterval  time.Duration
 
+	// CollectGap is the least time between the starts of two collection
+	// rounds while changes keep coming: the first change after a quiet spell
+	// is taken at once, and under load each round takes what the gap let
+	// gather, so that the change log costs one catalog commit per round
+	// rather than per change. It adds at most the gap to delivery latency.
+	CollectGap time.Duration
+
 	// QuietPeriod is how long a tenant must go without writes before its
 	// mark is cleared; PruneInterval how often old change events are pruned.
 	QuietPeriod   time.Duration
@@ -98,6 +105,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.PollInterval <= 0 {
 		c.PollInterval = time.Second
+	}
+	if c.CollectGap <= 0 {
+		c.CollectGap = 5 * time.Millisecond
 	}
 	if c.QuietPeriod <= 0 {
 		c.QuietPeriod = 2 * time.Minute
@@ -140,8 +150,10 @@ type Dispatcher struct {
 	// Tenants the store says changed, for the collector.
 	dirtyMu sync.Mutex
 	dirty   map[string]bool
-	wake    chan struct{}
-	resets  chan resetRequest
+	// tenantsChanged is set when tenant.* events may be waiting.
+	tenantsChanged atomic.Bool
+	wake           chan struct{}
+	resets         chan resetRequest
 
 	hooks  *hookCache
 	owners *ownerCache
@@ -366,7 +378,10 @@ func (d *Dispatcher) Notify(tenantID string) {
 // NotifyTenants tells the dispatcher that tenants were created, changed or
 // deleted, so that their tenant.* events go out without waiting for the
 // next sweep.
-func (d *Dispatcher) NotifyTenants() { d.wakeCollector() }
+func (d *Dispatcher) NotifyTenants() {
+	d.tenantsChanged.Store(true)
+	d.wakeCollector()
+}
 
 // TenantReplaced tells the dispatcher that tenantID's file was replaced
 // (by an import): the changes it holds are history, not news, and its
