@@ -1,0 +1,173 @@
+package tenantstore
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/runmerge/runmerge"
+)
+
+// The benchmarks of this file measure storage without HTTP, as the figures
+// in docs/benchmarks.md were measured:
+//
+//	go test ./tenantstore -run '^$' -bench 'BulkUpsert|RawInsert' -benchtime 20x
+//	go test ./tenantstore -run '^$' -bench ListPage -benchtime 200x -timeout 30m
+
+// BenchmarkBulkUpsert stores 1,000 new people per op with BulkUpsert, the
+// path of POST /v1/people/bulk: checks, JSON, index columns, links, search
+// text and change events, in one transaction.
+func BenchmarkBulkUpsert(b *testing.B) {
+	db := benchTenantDB(b)
+	c, _ := runmerge.CollectionByName(runmerge.CollectionPeople)
+	admin := &runmerge.Principal{Role: runmerge.RoleAdmin}
+	b.ResetTimer()
+	start := time.Now()
+	for i := range b.N {
+		batch := make([]map[string]any, 1000)
+		for j := range batch {
+			batch[j] = benchPerson(i*1000 + j)
+		}
+		if _, err := db.BulkUpsert(context.Background(), admin, c, batch, nil, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*1000)/time.Since(start).Seconds(), "rows/s")
+}
+
+// BenchmarkRawInsert inserts 1,000 rows per transaction with one prepared
+// statement through the same driver and pragmas as the tenant files: the
+// most the driver writes, against which BulkUpsert is read. Each row is a
+// person as BulkUpsert stores it: an id, a few index columns and the JSON.
+func BenchmarkRawInsert(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "raw.db")
+	db, err := connect(path, Options{}.withDefaults(), modeCreate)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	if _, err := db.ExecContext(ctx, `CREATE TABLE records (rid INTEGER PRIMARY KEY,
+		id TEXT NOT NULL UNIQUE, collection TEXT NOT NULL, seq INTEGER NOT NULL,
+		source_id TEXT, remote_id TEXT, data TEXT NOT NULL, created_at TEXT NOT NULL) STRICT`); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	start := time.Now()
+	for i := range b.N {
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		st, err := tx.PrepareContext(ctx, `INSERT INTO records
+			(id, collection, seq, source_id, remote_id, data, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for j := range 1000 {
+			n := i*1000 + j
+			data, _ := json.Marshal(benchPerson(n))
+			if _, err := st.ExecContext(ctx, uuid.Must(uuid.NewV7()).String(), "people", n,
+				"bench", fmt.Sprint(n), string(data), formatTime(runmerge.Now())); err != nil {
+				b.Fatal(err)
+			}
+		}
+		st.Close()
+		if err := tx.Commit(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*1000)/time.Since(start).Seconds(), "rows/s")
+}
+
+func benchPerson(n int) map[string]any {
+	return map[string]any{"firstName": "Ada", "lastName": fmt.Sprintf("Lovelace%d", n),
+		"email": fmt.Sprintf("ada%d@example.com", n), "type": "Attendee", "status": "Active",
+		"sourceId": "bench", "remoteId": fmt.Sprint(n)}
+}
+
+// benchTenantDB returns an empty tenant file of its own.
+func benchTenantDB(tb testing.TB) *DB {
+	tb.Helper()
+	pool, err := NewPool(PoolConfig{Dir: tb.TempDir(), MaxOpen: 4})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := pool.Create(ctx, "bench"); err != nil {
+		tb.Fatal(err)
+	}
+	lease, err := pool.Acquire(ctx, "bench")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		lease.Release()
+		pool.Close(context.Background())
+	})
+	return lease.DB()
+}
+
+// BenchmarkListPage reads a 50-record page with each documented filter of
+// each collection from a tenant of 100,000 records, from the first page, a
+// cursor in the middle of the filter's matches and one near their end, and
+// reports the 50th and 99th percentile of the page's time.
+func BenchmarkListPage(b *testing.B) {
+	// A benchmark with sub-benchmarks runs once, so the tenant is built once.
+	bt := openBigTenant(b)
+	ctx := context.Background()
+	admin := &runmerge.Principal{Role: runmerge.RoleAdmin}
+	for _, fc := range bt.documentedFilters() {
+		seqs := matchingSeqs(b, bt, fc.f)
+		for _, depth := range []struct {
+			name string
+			at   float64
+		}{{"first", 0}, {"middle", 0.5}, {"end", 0.98}} {
+			f := fc.f
+			if len(seqs) > 0 && depth.at > 0 {
+				f.AfterSeq = seqs[int(float64(len(seqs)-1)*depth.at)]
+			}
+			b.Run(fmt.Sprintf("%s/%s", fc.name, depth.name), func(b *testing.B) {
+				times := make([]time.Duration, 0, b.N)
+				for range b.N {
+					start := time.Now()
+					if _, _, err := bt.db.ListRecords(ctx, admin, f); err != nil {
+						b.Fatal(err)
+					}
+					times = append(times, time.Since(start))
+				}
+				slices.Sort(times)
+				b.ReportMetric(float64(times[len(times)/2].Microseconds())/1000, "p50-ms")
+				b.ReportMetric(float64(times[len(times)*99/100].Microseconds())/1000, "p99-ms")
+				b.ReportMetric(float64(len(seqs)), "matches")
+			})
+		}
+	}
+}
+
+// matchingSeqs returns the positions of every record f selects, in order.
+func matchingSeqs(tb testing.TB, bt *bigTenant, f RecordFilter) []int64 {
+	tb.Helper()
+	f.Limit = 500
+	var seqs []int64
+	admin := &runmerge.Principal{Role: runmerge.RoleAdmin}
+	for {
+		list, more, err := bt.db.ListRecords(context.Background(), admin, f)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		for _, r := range list {
+			seqs = append(seqs, r.Seq)
+		}
+		if !more {
+			return seqs
+		}
+		f.AfterSeq = list[len(list)-1].Seq
+	}
+}
