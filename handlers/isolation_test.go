@@ -58,6 +58,10 @@ type isoServer struct {
 	secrets   map[string]int // key secret → index of the response that created it
 	webhooks  map[string]int // webhook secret → index of the response that created it
 	dbs       map[string]*sql.DB
+
+	// afterClose run once the server and its store are closed, before the
+	// data directory goes.
+	afterClose []func()
 }
 
 // isoOptions change how startIsoServer configures the server.
@@ -144,6 +148,9 @@ func startIsoServer(t testing.TB, opts isoOptions) *isoServer {
 			t.Errorf("close store: %v", err)
 		}
 		s.checkFilesHoldNoSecret(t, "once closed")
+		for _, fn := range s.afterClose {
+			fn()
+		}
 	})
 	return s
 }
@@ -1939,6 +1946,51 @@ func TestIsolationEventManager(t *testing.T) {
 		refused(t, isoReq{Method: "DELETE", Path: "/v1/people/" + p2}, http.StatusNotFound)
 		s.get(t, em, "/v1/events/"+e1).want(t, http.StatusOK)
 		s.del(t, em, "/v1/tickets/"+t1).want(t, http.StatusNoContent)
+	})
+	t.Run("follows in the stream only what it reaches", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+"/v1/stream", nil)
+		req.Header.Set("X-Api-Key", em)
+		resp, err := s.httpc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			b, _ := io.ReadAll(resp.Body)
+			t.Fatalf("GET /v1/stream: %d %s", resp.StatusCode, b)
+		}
+		var got isoBuffer
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			io.Copy(&got, resp.Body)
+		}()
+		in := create("acme", "people", []string{e1}, nil)
+		out := create("acme", "people", []string{e2}, nil)
+		s.patch(t, admin, "/v1/people/"+p2, `{"jobTitle":"Out of reach"}`).want(t, http.StatusOK)
+		refused(t, isoReq{Method: "POST", Path: "/v1/people", Body: isoJSON(isoRecordBody("people", []string{e2}, nil))},
+			http.StatusForbidden)
+		last := create("acme", "sessions", []string{e1}, nil)
+		for start := time.Now(); !strings.Contains(got.String(), last) && time.Since(start) < 5*time.Second; {
+			time.Sleep(20 * time.Millisecond)
+		}
+		cancel()
+		<-done
+		body := []byte(got.String())
+		if !strings.Contains(string(body), last) {
+			t.Fatalf("the stream never showed session %s: %s", last, body)
+		}
+		s.keep(&isoResponse{Method: "GET", Path: "/v1/stream", Status: resp.StatusCode, Body: body})
+		if !strings.Contains(string(body), in) {
+			t.Errorf("the stream does not show person %s, linked to the manager's event: %s", in, body)
+		}
+		for _, id := range []string{out, p2} {
+			if strings.Contains(string(body), id) {
+				t.Errorf("the stream shows %s, outside the manager's events: %s", id, body)
+			}
+		}
 	})
 	t.Run("sees no counts of what it does not reach", func(t *testing.T) {
 		if st := s.get(t, em, "/v1/tenants/acme").want(t, http.StatusOK).object(t)["stats"]; st != nil {

@@ -191,13 +191,31 @@ func TestIsolationMassAssignment(t *testing.T) {
 func TestIsolationKeyLifecycle(t *testing.T) {
 	s := startIsoServer(t, isoOptions{})
 	root := s.RootKey
+	var id string
+	// Last-used times are written in the background, and at the latest
+	// when the server stops: look once it has.
+	s.afterClose = append(s.afterClose, func() {
+		cat, err := tenantstore.OpenCatalog(context.Background(), s.DataDir, tenantstore.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cat.Close()
+		k, err := cat.Key(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if k.LastUsedAt == nil || time.Since(*k.LastUsedAt) > time.Minute {
+			t.Errorf("key used in this test: last used at %v", k.LastUsedAt)
+		}
+	})
 	s.post(t, root, "/v1/tenants", `{"id":"acme"}`).want(t, http.StatusCreated)
 	ctx := context.Background()
 
 	r := s.post(t, root, "/v1/keys", `{"name":"reader","tenantId":"acme","role":"read_only"}`).
 		want(t, http.StatusCreated)
 	created := r.object(t)
-	secret, id := created["key"].(string), created["id"].(string)
+	secret := created["key"].(string)
+	id = created["id"].(string)
 	if !runmerge.WellFormedKeySecret(secret) || r.Header.Get("Location") != "/v1/keys/"+id {
 		t.Errorf("created %s, Location %q", r.Body, r.Header.Get("Location"))
 	}
