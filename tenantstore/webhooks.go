@@ -739,6 +739,17 @@ func (c *Catalog) LastChangeLogPosition(ctx context.Context) (int64, error) {
 	return gseq, wrapErr(err, "read change log position")
 }
 
+// LastChangeLogTime returns the time of the latest change in the change
+// log, or the zero time when it is empty.
+func (c *Catalog) LastChangeLogTime(ctx context.Context) (time.Time, error) {
+	var at sql.NullString
+	err := c.r.QueryRowContext(ctx, `SELECT max(at) FROM change_log`).Scan(&at)
+	if err != nil || !at.Valid {
+		return time.Time{}, wrapErr(err, "read change log time")
+	}
+	return parseTime(at.String), nil
+}
+
 // PruneChangeEvents deletes, in batches of at most limit rows, change log
 // entries, tenant.* events already logged, and deliveries made before
 // before. It returns how many rows it deleted in all.

@@ -36,6 +36,10 @@ type collector struct {
 	d        *Dispatcher
 	feeds    map[string]*feedState
 	tcCursor int64
+	// changedSince is where the next sweep looks for tenants whose
+	// catalog changed_at moved: writes of other processes, which do not
+	// mark their tenants before they write.
+	changedSince time.Time
 }
 
 func newCollector(d *Dispatcher, tcCursor int64) *collector {
@@ -117,6 +121,7 @@ func (c *collector) sweep() {
 	}
 	c.d.tenantsChanged.Store(true)
 	now := time.Now()
+	c.findChanged(ctx, now)
 	marked := make(map[string]bool, len(marks))
 	for _, m := range marks {
 		marked[m.TenantID] = true
@@ -151,6 +156,44 @@ func (c *collector) sweep() {
 			delete(c.feeds, id)
 		}
 	}
+}
+
+// findChanged looks for tenants whose records changed (by the catalog's
+// changed_at, which every process's store keeps) since the last sweep and
+// that the collector has not read since: the CLI writing beside the server,
+// say. Its cost is the tenants changed since the last sweep.
+func (c *collector) findChanged(ctx context.Context, now time.Time) {
+	if c.changedSince.IsZero() {
+		// Since shortly before the last change the log holds: what changed
+		// while no dispatcher ran.
+		c.changedSince = now.Add(-c.d.cfg.QuietPeriod)
+		last, err := c.d.catalog.LastChangeLogTime(ctx)
+		if err == nil && !last.IsZero() && last.Add(-time.Minute).Before(c.changedSince) {
+			c.changedSince = last.Add(-time.Minute)
+		}
+	}
+	var after *tenantstore.TenantChange
+	for {
+		list, err := c.d.catalog.TenantsChangedSince(ctx, c.changedSince, after, 1000)
+		if err != nil {
+			if ctx.Err() == nil {
+				c.d.log.Warn("read changed tenants", "error", err)
+			}
+			return
+		}
+		for _, tc := range list {
+			if st := c.feeds[tc.TenantID]; st == nil || st.caughtUp.Before(tc.ChangedAt) {
+				c.d.Notify(tc.TenantID)
+			}
+		}
+		if len(list) < 1000 {
+			break
+		}
+		after = &list[len(list)-1]
+	}
+	// changed_at is written just after a commit, and another process's
+	// clock may differ a little: look back a few seconds each time.
+	c.changedSince = now.Add(-5 * time.Second)
 }
 
 // round takes one batch into the change log. It reports whether more is

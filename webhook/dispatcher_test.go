@@ -210,3 +210,72 @@ func TestKeyFileMode(t *testing.T) {
 		t.Errorf("key file mode %v", fi.Mode().Perm())
 	}
 }
+
+// TestChangesFromAnotherProcess writes through a second store on the same
+// data directory, as the CLI does beside a running server: the dispatcher
+// is not told, and still delivers the change, found by the tenant's
+// changed_at in the catalog.
+func TestChangesFromAnotherProcess(t *testing.T) {
+	dir := t.TempDir()
+	store := openStore(t, dir)
+	d := startDispatcher(t, store, testConfig(dir))
+	ctx := context.Background()
+	mustCreateTenant(t, store, "acme")
+	recv := newReceiver(t)
+	_, secret, err := d.CreateWebhook(ctx, platformAdmin, WebhookInput{TenantID: "acme", URL: recv.URL(),
+		EventTypes: []string{"person.created"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recv.addSecret(secret)
+
+	other := openStore(t, dir)
+	l, err := other.Pool.Acquire(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := l.DB().CreateRecord(ctx, platformAdmin, collection(t, runmerge.CollectionPeople), personBody(1), nil, nil)
+	l.Release()
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the other process's change", func() bool { return len(recv.deliveries()) == 1 })
+	if got := recv.deliveries()[0]; !strings.Contains(string(got.Event.Data), rec.ID) {
+		t.Errorf("delivered %s", got.Body)
+	}
+	recv.check()
+}
+
+// TestRestartDeliversMarkedChanges commits a change without telling the
+// dispatcher, as a crash between the commit and the notice would leave it,
+// and checks that a new dispatcher finds it through the tenant's mark.
+func TestRestartDeliversMarkedChanges(t *testing.T) {
+	dir := t.TempDir()
+	store := openStore(t, dir)
+	ctx := context.Background()
+	mustCreateTenant(t, store, "acme")
+	recv := newReceiver(t)
+
+	first, err := New(testConfig(dir), store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, secret, err := first.CreateWebhook(ctx, platformAdmin, WebhookInput{TenantID: "acme", URL: recv.URL(),
+		EventTypes: []string{"person.created"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recv.addSecret(secret)
+	// Marked before the write, never started: the notice goes nowhere.
+	write(t, first, store, "acme", func(db *tenantstore.DB) error {
+		_, err := db.CreateRecord(ctx, platformAdmin, collection(t, runmerge.CollectionPeople), personBody(1), nil, nil)
+		return err
+	})
+	first.Stop(ctx)
+
+	startDispatcher(t, store, testConfig(dir))
+	waitFor(t, 10*time.Second, "the change committed before the restart", func() bool {
+		return len(recv.deliveries()) == 1
+	})
+	recv.check()
+}
