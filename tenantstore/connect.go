@@ -81,11 +81,15 @@ const (
 
 // dsn builds the connection string for path. It is the one place that sets
 // the pragmas of every connection: busy_timeout first (so that the pragmas
-// after it cannot fail on a lock), WAL, synchronous and foreign keys.
+// after it cannot fail on a lock), synchronous and foreign keys.
+//
+// WAL is not among them: journal_mode is a property of the file, not of the
+// connection, and setting it on connect would convert whatever file is at
+// path before its header is checked. migrate sets it once the file is known
+// to be one of ours.
 func dsn(path string, o Options, mode connMode) string {
 	q := url.Values{}
 	q.Set("_busy_timeout", strconv.FormatInt(o.BusyTimeout.Milliseconds(), 10))
-	q.Set("_journal_mode", "WAL")
 	q.Set("_synchronous", strings.ToUpper(o.Synchronous))
 	q.Set("_foreign_keys", "1")
 	q.Add("_pragma", "cache_size(-"+strconv.Itoa(o.CacheKiB)+")")

@@ -30,7 +30,7 @@ func newTestPool(tb testing.TB, cfg PoolConfig) *Pool {
 		tb.Fatalf("new pool: %v", err)
 	}
 	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := p.Close(ctx); err != nil {
 			tb.Errorf("close pool: %v", err)

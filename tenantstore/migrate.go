@@ -89,6 +89,7 @@ type fileHeader struct {
 	applicationID int32
 	userVersion   int
 	tables        int
+	journalMode   string // "wal" for every file the store has opened before
 }
 
 func readHeader(ctx context.Context, q querier) (fileHeader, error) {
@@ -96,7 +97,9 @@ func readHeader(ctx context.Context, q querier) (fileHeader, error) {
 	err := q.QueryRowContext(ctx, `SELECT
 		(SELECT application_id FROM pragma_application_id),
 		(SELECT user_version FROM pragma_user_version),
-		(SELECT count(*) FROM sqlite_schema)`).Scan(&h.applicationID, &h.userVersion, &h.tables)
+		(SELECT count(*) FROM sqlite_schema),
+		(SELECT journal_mode FROM pragma_journal_mode)`).Scan(
+		&h.applicationID, &h.userVersion, &h.tables, &h.journalMode)
 	return h, err
 }
 
@@ -121,8 +124,8 @@ func (s *migrationSet) checkHeader(h fileHeader) error {
 }
 
 // migrate brings the file behind db (the writer handle) to the latest
-// version. A file that is already current costs one query. It returns the
-// version the file had before.
+// version, in WAL mode. A file that is already current costs one query. It
+// returns the version the file had before.
 func (s *migrationSet) migrate(ctx context.Context, db *sql.DB) (int, error) {
 	h, err := readHeader(ctx, db)
 	if err != nil {
@@ -130,6 +133,11 @@ func (s *migrationSet) migrate(ctx context.Context, db *sql.DB) (int, error) {
 	}
 	if err := s.checkHeader(h); err != nil {
 		return h.userVersion, err
+	}
+	if h.journalMode != "wal" {
+		if err := setWAL(ctx, db); err != nil {
+			return h.userVersion, fmt.Errorf("%s file: %w", s.kind, err)
+		}
 	}
 	if h.userVersion == s.latest() {
 		return h.userVersion, nil
@@ -162,6 +170,18 @@ func (s *migrationSet) migrate(ctx context.Context, db *sql.DB) (int, error) {
 		return h.userVersion, fmt.Errorf("stamp %s file: %w", s.kind, err)
 	}
 	return h.userVersion, tx.Commit()
+}
+
+// setWAL puts the file behind db in WAL mode, which it keeps from then on.
+func setWAL(ctx context.Context, db *sql.DB) error {
+	var mode string
+	if err := db.QueryRowContext(ctx, "PRAGMA journal_mode = WAL").Scan(&mode); err != nil {
+		return fmt.Errorf("set WAL mode: %w", err)
+	}
+	if mode != "wal" {
+		return fmt.Errorf("set WAL mode: file stays in %s mode", mode)
+	}
+	return nil
 }
 
 // txQuerier lets readHeader run inside a transaction.

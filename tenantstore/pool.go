@@ -199,7 +199,10 @@ func (p *Pool) Create(ctx context.Context, id string) error {
 }
 
 func (p *Pool) acquire(ctx context.Context, id string, create bool) (*Lease, error) {
+	// waited is the time spent waiting for another's open or a close, or
+	// for a token.
 	var waited time.Duration
+	defer func() { p.stats.waitNanos.Add(int64(waited)) }()
 	// token says whether this acquire holds a token of p.fileOps. It is
 	// kept only on the way to opening the file, and handed to open.
 	token := false
@@ -302,7 +305,7 @@ func (p *Pool) acquire(ctx context.Context, id string, create bool) (*Lease, err
 		p.opening[id] = c
 		p.mu.Unlock()
 		token = false
-		return p.open(ctx, id, create, c, waited)
+		return p.open(ctx, id, create, c)
 	}
 }
 
@@ -310,9 +313,8 @@ func (p *Pool) acquire(ctx context.Context, id string, create bool) (*Lease, err
 // pool's lock, and hands the first lease to that acquire. The caller holds a
 // token of p.fileOps, which open gives back, or hands to the close of the
 // tenant its file evicts.
-func (p *Pool) open(ctx context.Context, id string, create bool, c *openCall, waited time.Duration) (*Lease, error) {
+func (p *Pool) open(ctx context.Context, id string, create bool, c *openCall) (*Lease, error) {
 	p.stats.misses.Add(1)
-	p.stats.waitNanos.Add(int64(waited))
 	start := time.Now()
 	db, err := openTenant(context.WithoutCancel(ctx), id, p.Path(id), p.cfg.Options, create, p.cfg.OnChange)
 	p.stats.openNanos.Add(int64(time.Since(start)))
