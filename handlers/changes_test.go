@@ -122,6 +122,7 @@ func (a *changeAPI) startHTTP(log *slog.Logger, d *webhook.Dispatcher) {
 		MaxBodyBytes:      1 << 20,
 		MaxImportBytes:    16 << 20,
 		RootKey:           a.RootKey,
+		MetricsEnabled:    true,
 		Webhooks:          d,
 		StreamMaxPerKey:   a.opts.maxPerKey,
 		StreamKeepAlive:   a.opts.keepAlive,

@@ -13,6 +13,9 @@ import (
 )
 
 func (s *Server) registerWebhookRoutes() {
+	if s.cfg.Webhooks != nil && s.metrics != nil {
+		s.metrics.registry.MustRegister(webhookCollector{s.cfg.Webhooks})
+	}
 	s.route(http.MethodPost, "/v1/webhooks", runmerge.ActionWebhookCreate, s.createWebhook)
 	s.route(http.MethodGet, "/v1/webhooks", runmerge.ActionWebhookRead, s.listWebhooks)
 	s.route(http.MethodGet, "/v1/webhooks/:id", runmerge.ActionWebhookRead, s.getWebhook)

@@ -365,6 +365,15 @@ func TestDeliveryLogAndRetry(t *testing.T) {
 	})
 	a.must(409, "POST", "/v1/webhooks/"+w.ID+"/deliveries/"+d.ID+"/retry", a.RootKey, "")
 	recv.check()
+
+	metrics := string(a.must(200, "GET", "/metrics", "", ""))
+	for _, m := range []string{`runmerge_webhook_attempts_total{result="succeeded"} 1`,
+		`runmerge_webhook_attempts_total{result="failed"} 2`, "runmerge_change_events_logged_total",
+		"runmerge_webhook_oldest_due_seconds 0", "runmerge_webhook_deliveries_queued 0"} {
+		if !strings.Contains(metrics, m) {
+			t.Errorf("/metrics lacks %s", m)
+		}
+	}
 }
 
 // catalogHolds reports whether s appears anywhere in the data directory's

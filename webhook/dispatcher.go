@@ -608,3 +608,13 @@ func (d *Dispatcher) Stats() Stats {
 		Position:  d.Position(),
 	}
 }
+
+// DueLag returns how long the longest-waiting due delivery that no worker
+// holds has been due, or 0 when none is: how far delivery is behind.
+func (d *Dispatcher) DueLag(ctx context.Context) (time.Duration, error) {
+	next, err := d.catalog.NextDueDelivery(ctx)
+	if err != nil || next == nil {
+		return 0, err
+	}
+	return max(0, time.Since(*next)), nil
+}
