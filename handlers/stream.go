@@ -131,8 +131,10 @@ func (s *Server) stream(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if pos < 0 {
-		pos = d.Position()
+	if now := d.Position(); pos < 0 || pos > now {
+		// No id yet, or one from the future (a catalog restored from an
+		// older copy): start at the present rather than wait for it.
+		pos = now
 	}
 
 	who := p.KeyID

@@ -120,6 +120,7 @@ func (c *collector) sweep() {
 		return
 	}
 	c.d.tenantsChanged.Store(true)
+	c.d.forgetMarks()
 	now := time.Now()
 	c.findChanged(ctx, now)
 	marked := make(map[string]bool, len(marks))

@@ -302,19 +302,16 @@ func (d *Dispatcher) BeginWrite(ctx context.Context, tenantID string) error {
 		return nil
 	}
 	at := runmerge.Now()
-	req := markRequest{tenantID: tenantID, at: at, done: make(chan error, 1)}
 	select {
-	case d.marks <- req:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	select {
-	case err := <-req.done:
-		if err != nil {
+	case <-d.stopping:
+		// The mark writer has stopped; the catalog is still open.
+		if err := d.catalog.MarkChanges(ctx, []string{tenantID}, at); err != nil {
 			return err
 		}
-	case <-ctx.Done():
-		return ctx.Err()
+	default:
+		if err := d.queueMark(ctx, tenantID, at); err != nil {
+			return err
+		}
 	}
 	d.markMu.Lock()
 	if at.After(d.lastMark[tenantID]) {
@@ -322,6 +319,36 @@ func (d *Dispatcher) BeginWrite(ctx context.Context, tenantID string) error {
 	}
 	d.markMu.Unlock()
 	return nil
+}
+
+// queueMark hands a mark to the mark writer and waits for it to be written.
+func (d *Dispatcher) queueMark(ctx context.Context, tenantID string, at time.Time) error {
+	req := markRequest{tenantID: tenantID, at: at, done: make(chan error, 1)}
+	select {
+	case d.marks <- req:
+	case <-d.stopping:
+		return d.catalog.MarkChanges(ctx, []string{tenantID}, at)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-req.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// forgetMarks drops this process's notes of marks older than markWindow,
+// which no longer spare a write its mark.
+func (d *Dispatcher) forgetMarks() {
+	d.markMu.Lock()
+	defer d.markMu.Unlock()
+	for id, at := range d.lastMark {
+		if time.Since(at) >= markWindow {
+			delete(d.lastMark, id)
+		}
+	}
 }
 
 // writeMarks writes queued marks, all that are waiting in one transaction.
