@@ -222,7 +222,8 @@ func authorizeEventManager(p *Principal, action Action, target Target) error {
 		}
 		for _, id := range target.Links.After {
 			if !p.HasEvent(id) && !contains(target.Links.Before, id) {
-				return Errorf(EFORBIDDEN, "an event manager may not link a record to events outside its reach")
+				return Errorf(EFORBIDDEN,
+					"an event manager may not link a record to events outside its reach")
 			}
 		}
 		if target.Collection != CollectionEvents && !p.reachesAny(target.Links.After) {

@@ -25,7 +25,8 @@ import (
 // openBenchStore opens a store in a temporary directory.
 func openBenchStore(tb testing.TB, maxOpen int) *tenantstore.Store {
 	tb.Helper()
-	store, err := tenantstore.Open(context.Background(), tenantstore.Config{DataDir: tb.TempDir(), MaxOpen: maxOpen})
+	cfg := tenantstore.Config{DataDir: tb.TempDir(), MaxOpen: maxOpen}
+	store, err := tenantstore.Open(context.Background(), cfg)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -147,13 +148,15 @@ func BenchmarkListAcrossTenants(b *testing.B) {
 		}
 		for j := range perTenant {
 			body := fmt.Sprintf(`{"firstName":"Ada","lastName":"L%d","email":"ada%d@example.com"}`, j, j)
-			if w := benchRequest(s, root, http.MethodPost, "/v1/people?tenantId="+id, body); w.Code != http.StatusCreated {
+			w := benchRequest(s, root, http.MethodPost, "/v1/people?tenantId="+id, body)
+			if w.Code != http.StatusCreated {
 				b.Fatalf("create person: %d %s", w.Code, w.Body)
 			}
 		}
 	}
 	check := benchRequest(s, root, http.MethodGet, "/v1/people?limit=500", "")
-	if n := strings.Count(check.Body.String(), `"firstName"`); check.Code != http.StatusOK || n != withPeople*perTenant {
+	n := strings.Count(check.Body.String(), `"firstName"`)
+	if check.Code != http.StatusOK || n != withPeople*perTenant {
 		b.Fatalf("list across tenants: %d, %d people: %.200s", check.Code, n, check.Body)
 	}
 	var samples []float64

@@ -852,7 +852,7 @@ type isoRecord struct {
 func newIsoMatrix(t testing.TB, s *isoServer, f *isoFixture) *isoMatrix {
 	m := &isoMatrix{s: s, f: f, rules: loadPermissions(t), records: make(map[string]isoRecord),
 		keyIDs: make(map[string]string), webhookIDs: make(map[string]string),
-		notFound: make(map[string][]*isoResponse),
+		notFound:   make(map[string][]*isoResponse),
 		missing404: make(map[string]map[string]bool)}
 	for _, tn := range f.Tenants {
 		for _, byScope := range tn.Records {
@@ -1846,13 +1846,13 @@ func TestIsolationEventManager(t *testing.T) {
 	}
 	t.Run("sees its event and what links to it", func(t *testing.T) {
 		for p, want := range map[string][]string{
-			"/v1/events":                      {e1},
-			"/v1/sessions":                    {s1},
-			"/v1/people":                      sorted(p1, p12),
-			"/v1/tickets":                     {t1},
-			"/v1/people?linkedEventId=" + e2:  {p12},
-			"/v1/people?includeDeleted=true":  sorted(p1, p12),
-			"/v1/people?tenantId=acme&q=ada":  sorted(p1, p12),
+			"/v1/events":                       {e1},
+			"/v1/sessions":                     {s1},
+			"/v1/people":                       sorted(p1, p12),
+			"/v1/tickets":                      {t1},
+			"/v1/people?linkedEventId=" + e2:   {p12},
+			"/v1/people?includeDeleted=true":   sorted(p1, p12),
+			"/v1/people?tenantId=acme&q=ada":   sorted(p1, p12),
 			"/v1/sessions?linkedEventId=" + e2: nil,
 		} {
 			if got := listIDs(p); !slices.Equal(got, want) {
@@ -1888,12 +1888,14 @@ func TestIsolationEventManager(t *testing.T) {
 		}
 	}
 	t.Run("creates only records linked to its events alone", func(t *testing.T) {
-		for coll, bodies := range map[string][]map[string]any{
-			"events":   {isoRecordBody("events", nil, nil)},
-			"people":   {isoRecordBody("people", nil, nil), isoRecordBody("people", []string{e2}, nil), isoRecordBody("people", []string{e1, e2}, nil), isoRecordBody("people", []string{foreign}, nil), isoRecordBody("people", []string{e1, foreign}, nil)},
-			"sessions": {isoRecordBody("sessions", []string{e2}, nil), isoRecordBody("sessions", []string{e1, e2}, nil), isoRecordBody("sessions", []string{foreign}, nil)},
+		// Each collection with the events its refused bodies link to.
+		for coll, links := range map[string][][]string{
+			"events":   {nil},
+			"people":   {nil, {e2}, {e1, e2}, {foreign}, {e1, foreign}},
+			"sessions": {{e2}, {e1, e2}, {foreign}},
 		} {
-			for _, b := range bodies {
+			for _, linked := range links {
+				b := isoRecordBody(coll, linked, nil)
 				refused(t, isoReq{Method: "POST", Path: "/v1/" + coll, Body: isoJSON(b)}, http.StatusForbidden)
 				refused(t, isoReq{Method: "POST", Path: "/v1/" + coll + "/bulk",
 					Body: `{"records":[` + isoJSON(b) + `]}`}, http.StatusForbidden)

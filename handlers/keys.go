@@ -294,7 +294,8 @@ func (s *Server) keyInReach(c echo.Context) (*runmerge.Key, error) {
 	} else if err != nil {
 		return nil, err
 	}
-	if err := s.authorize(c, runmerge.Target{TenantID: k.TenantID}); runmerge.ErrorCode(err) == runmerge.ENOTFOUND {
+	err = s.authorize(c, runmerge.Target{TenantID: k.TenantID})
+	if runmerge.ErrorCode(err) == runmerge.ENOTFOUND {
 		return nil, errKeyNotFound
 	} else if err != nil {
 		return nil, err

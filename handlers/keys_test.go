@@ -63,8 +63,10 @@ func TestIsolationMassAssignment(t *testing.T) {
 				for _, r := range reqs {
 					r.Key = admin
 					got := s.do(t, r)
-					if got.Status != http.StatusUnprocessableEntity || !strings.Contains(string(got.Body), `"code":"`+code+`"`) {
-						t.Errorf("%s %s naming %s: %d %s, want 422 %s", r.Method, r.Path, name, got.Status, got.Body, code)
+					ok := strings.Contains(string(got.Body), `"code":"`+code+`"`)
+					if got.Status != http.StatusUnprocessableEntity || !ok {
+						t.Errorf("%s %s naming %s: %d %s, want 422 %s",
+							r.Method, r.Path, name, got.Status, got.Body, code)
 					}
 				}
 				if after := s.changeCount(t, "acme"); after != before {
@@ -153,7 +155,8 @@ func TestIsolationMassAssignment(t *testing.T) {
 			}
 		}
 		stored := s.get(t, root, "/v1/tenants/acme").want(t, http.StatusOK).object(t)
-		for _, b := range []string{`{"id":"other"}`, `{"createdAt":"2020-01-01T00:00:00Z"}`, `{"updatedAt":"2020-01-01T00:00:00Z"}`} {
+		for _, b := range []string{`{"id":"other"}`, `{"createdAt":"2020-01-01T00:00:00Z"}`,
+			`{"updatedAt":"2020-01-01T00:00:00Z"}`} {
 			if r := s.patch(t, root, "/v1/tenants/acme", b); r.Status != http.StatusUnprocessableEntity {
 				t.Errorf("PATCH /v1/tenants/acme %s: %d %s, want 422", b, r.Status, r.Body)
 			}
@@ -230,6 +233,15 @@ func TestIsolationKeyLifecycle(t *testing.T) {
 		s.get(t, secret, "/v1/people").want(t, http.StatusOK)
 		s.do(t, isoReq{Method: "GET", Path: "/v1/people", Header: map[string]string{"Authorization": "Bearer " + secret}}).
 			want(t, http.StatusOK)
+		// x-integration-key goes to the log; a key sent there by mistake
+		// must not (the log is searched for secrets when the test ends).
+		for _, ik := range []string{secret, "Bearer " + secret, root, "crm-sync"} {
+			h := map[string]string{"X-Integration-Key": ik}
+			s.do(t, isoReq{Key: secret, Method: "GET", Path: "/v1/people", Header: h}).want(t, http.StatusOK)
+		}
+		if !strings.Contains(s.logs.String(), `"integration":"crm-sync"`) {
+			t.Error("the access log does not show x-integration-key")
+		}
 		s.post(t, secret, "/v1/people", isoJSON(isoRecordBody("people", nil, nil))).want(t, http.StatusForbidden)
 	})
 
@@ -290,8 +302,8 @@ func TestIsolationKeyLifecycle(t *testing.T) {
 	})
 
 	t.Run("unauthorized answers alike", func(t *testing.T) {
-		expired := s.post(t, root, "/v1/keys", `{"name":"x","tenantId":"acme","role":"read_only","expiresAt":"`+
-			time.Now().Add(300*time.Millisecond).UTC().Format(time.RFC3339Nano)+`"}`).want(t, http.StatusCreated).object(t)["key"].(string)
+		soon := time.Now().Add(300 * time.Millisecond).UTC().Format(time.RFC3339Nano)
+		expired, _ := s.createKey(t, `{"name":"x","tenantId":"acme","role":"read_only","expiresAt":"`+soon+`"}`)
 		revoked, revokedID := s.createKey(t, `{"name":"y","tenantId":"acme","role":"read_only"}`)
 		s.del(t, root, "/v1/keys/"+revokedID).want(t, http.StatusNoContent)
 		time.Sleep(400 * time.Millisecond)
@@ -353,17 +365,22 @@ func TestIsolationKeyNoWiderThanMaker(t *testing.T) {
 		until.Format(time.RFC3339Nano)+`"}`)
 	platformTemp, _ := s.createKey(t, `{"name":"temp","role":"admin","expiresAt":"`+until.Format(time.RFC3339Nano)+`"}`)
 	later := until.Add(time.Minute).Format(time.RFC3339Nano)
+	with := until.Format(time.RFC3339Nano)
+	earlier := until.Add(-time.Minute).Format(time.RFC3339Nano)
 	for _, c := range []struct {
 		key, body string
 		status    int
 	}{
 		{expiring, `{"name":"forever","tenantId":"acme","role":"admin"}`, http.StatusForbidden},
-		{expiring, `{"name":"later","tenantId":"acme","role":"read_only","expiresAt":"` + later + `"}`, http.StatusForbidden},
-		{expiring, `{"name":"with","tenantId":"acme","role":"read_only","expiresAt":"` + until.Format(time.RFC3339Nano) + `"}`, http.StatusCreated},
-		{expiring, `{"name":"other","tenantId":"globex","role":"read_only","expiresAt":"` + until.Format(time.RFC3339Nano) + `"}`, http.StatusNotFound},
+		{expiring, `{"name":"later","tenantId":"acme","role":"read_only","expiresAt":"` + later + `"}`,
+			http.StatusForbidden},
+		{expiring, `{"name":"with","tenantId":"acme","role":"read_only","expiresAt":"` + with + `"}`,
+			http.StatusCreated},
+		{expiring, `{"name":"other","tenantId":"globex","role":"read_only","expiresAt":"` + with + `"}`,
+			http.StatusNotFound},
 		{platformTemp, `{"name":"forever","role":"admin"}`, http.StatusForbidden},
 		{platformTemp, `{"name":"tenant forever","tenantId":"globex","role":"read_only"}`, http.StatusForbidden},
-		{platformTemp, `{"name":"soon","role":"read_only","expiresAt":"` + until.Add(-time.Minute).Format(time.RFC3339Nano) + `"}`, http.StatusCreated},
+		{platformTemp, `{"name":"soon","role":"read_only","expiresAt":"` + earlier + `"}`, http.StatusCreated},
 	} {
 		if r := s.post(t, c.key, "/v1/keys", c.body); r.Status != c.status {
 			t.Errorf("POST /v1/keys %s: %d %s, want %d", c.body, r.Status, r.Body, c.status)
@@ -451,4 +468,3 @@ func TestIsolationBodyLimit(t *testing.T) {
 		send(body(100), chunked).want(t, http.StatusCreated)
 	}
 }
-

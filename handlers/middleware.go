@@ -89,14 +89,24 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 			attrs = append(attrs, "key", k)
 		}
 		if ik := req.Header.Get("X-Integration-Key"); ik != "" {
-			if len(ik) > 128 {
-				ik = ik[:128]
-			}
-			attrs = append(attrs, "integration", ik)
+			attrs = append(attrs, "integration", s.integrationKey(ik))
 		}
 		s.log.InfoContext(req.Context(), "request", attrs...)
 		return nil
 	}
+}
+
+// integrationKey is how the log shows a client's x-integration-key: cut
+// short, and never an API key or the root key sent there by mistake,
+// which would put a secret in the log.
+func (s *Server) integrationKey(ik string) string {
+	if strings.Contains(ik, "rmk_") || s.cfg.RootKey != "" && strings.Contains(ik, s.cfg.RootKey) {
+		return "(an API key; not logged)"
+	}
+	if len(ik) > 128 {
+		ik = ik[:128]
+	}
+	return ik
 }
 
 // bodyLimit caps request bodies, chunked ones included: a declared length

@@ -224,7 +224,8 @@ func (s *Server) webhookInReach(c echo.Context) (*tenantstore.Webhook, error) {
 	} else if err != nil {
 		return nil, err
 	}
-	if err := s.authorize(c, runmerge.Target{TenantID: w.TenantID}); runmerge.ErrorCode(err) == runmerge.ENOTFOUND {
+	err = s.authorize(c, runmerge.Target{TenantID: w.TenantID})
+	if runmerge.ErrorCode(err) == runmerge.ENOTFOUND {
 		return nil, errWebhookNotFound
 	} else if err != nil {
 		return nil, err
