@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/runmerge/runmerge"
@@ -445,14 +446,12 @@ func (c *Catalog) ReleaseDeliveries(ctx context.Context, ids []string) error {
 // RecordAttempts stores the outcome of delivery attempts and releases the
 // deliveries' claims, in one transaction.
 func (c *Catalog) RecordAttempts(ctx context.Context, results []AttemptResult) error {
+	prepared, err := c.writerStmt(ctx, recordAttemptQuery)
+	if err != nil {
+		return wrapErr(err, "record delivery attempts")
+	}
 	return c.inTx(ctx, "record delivery attempts", func(tx *sql.Tx) error {
-		stmt, err := tx.PrepareContext(ctx, `UPDATE webhook_deliveries SET status = ?, attempts = ?,
-			last_attempt_at = ?, next_attempt_at = ?, response_status = ?, last_error = ?,
-			claimed = 0, updated_at = ? WHERE id = ?`)
-		if err != nil {
-			return err
-		}
-		defer stmt.Close()
+		stmt := tx.StmtContext(ctx, prepared)
 		for _, r := range results {
 			var status any
 			if r.ResponseStatus != 0 {
@@ -466,6 +465,36 @@ func (c *Catalog) RecordAttempts(ctx context.Context, results []AttemptResult) e
 		}
 		return nil
 	})
+}
+
+// writerStmts holds statements prepared once on a catalog's writer, by
+// handle and SQL text, for the dispatcher's frequent writes: compiling
+// them on every transaction costs more than running them. database/sql
+// finalizes them when the handle closes.
+var writerStmts sync.Map // writerStmtKey → *sql.Stmt
+
+type writerStmtKey struct {
+	db    *sql.DB
+	query string
+}
+
+// writerStmt returns query prepared on the catalog's writer. Call it only
+// outside a transaction: the writer has one connection, which a
+// transaction holds.
+func (c *Catalog) writerStmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	key := writerStmtKey{c.w, query}
+	if s, ok := writerStmts.Load(key); ok {
+		return s.(*sql.Stmt), nil
+	}
+	s, err := c.w.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := writerStmts.LoadOrStore(key, s); loaded {
+		s.Close()
+		return prev.(*sql.Stmt), nil
+	}
+	return s, nil
 }
 
 // inTx runs fn in a write transaction of the catalog.
@@ -602,27 +631,38 @@ func (c *Catalog) tenantChanges(ctx context.Context, where string, args ...any) 
 	return list, wrapErr(rows.Err(), "read tenant changes")
 }
 
+// Statements of CommitChanges and RecordAttempts.
+const (
+	insertChangeLogQuery = `INSERT INTO change_log
+		(tenant_id, from_catalog, source_seq, change_id, event_type, event_ids, at)
+		VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING gseq`
+	insertDeliveryQuery = `INSERT INTO webhook_deliveries
+		(id, webhook_id, tenant_id, gseq, change_id, event_type, next_attempt_at, claimed,
+		 created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
+	setFeedQuery = `INSERT INTO change_feeds (tenant_id, cursor, cursor_id)
+		SELECT id, ?, ? FROM tenants WHERE id = ?
+		ON CONFLICT (tenant_id) DO UPDATE SET cursor = excluded.cursor, cursor_id = excluded.cursor_id`
+	recordAttemptQuery = `UPDATE webhook_deliveries SET status = ?, attempts = ?,
+		last_attempt_at = ?, next_attempt_at = ?, response_status = ?, last_error = ?,
+		claimed = 0, updated_at = ? WHERE id = ?`
+)
+
 // CommitChanges takes a batch into the change log in one transaction: its
 // entries (setting each Change.Gseq), their deliveries (setting Created),
 // and the cursors of the sources read.
 func (c *Catalog) CommitChanges(ctx context.Context, b *ChangeBatch) error {
+	var stmts [3]*sql.Stmt
+	for i, q := range []string{insertChangeLogQuery, insertDeliveryQuery, setFeedQuery} {
+		var err error
+		if stmts[i], err = c.writerStmt(ctx, q); err != nil {
+			return wrapErr(err, "log changes")
+		}
+	}
 	return c.inTx(ctx, "log changes", func(tx *sql.Tx) error {
-		logStmt, err := tx.PrepareContext(ctx, `INSERT INTO change_log
-			(tenant_id, from_catalog, source_seq, change_id, event_type, event_ids, at)
-			VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING gseq`)
-		if err != nil {
-			return err
-		}
-		defer logStmt.Close()
-		delStmt, err := tx.PrepareContext(ctx, `INSERT INTO webhook_deliveries
-			(id, webhook_id, tenant_id, gseq, change_id, event_type, next_attempt_at, claimed,
-			 created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
-		if err != nil {
-			return err
-		}
-		defer delStmt.Close()
-
+		logStmt := tx.StmtContext(ctx, stmts[0])
+		delStmt := tx.StmtContext(ctx, stmts[1])
+		feedStmt := tx.StmtContext(ctx, stmts[2])
 		now := formatTime(runmerge.Now())
 		for _, e := range b.Entries {
 			ch := &e.Change
@@ -646,10 +686,7 @@ func (c *Catalog) CommitChanges(ctx context.Context, b *ChangeBatch) error {
 			}
 		}
 		for tenantID, cur := range b.Cursors {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO change_feeds (tenant_id, cursor, cursor_id)
-				SELECT id, ?, ? FROM tenants WHERE id = ?
-				ON CONFLICT (tenant_id) DO UPDATE SET cursor = excluded.cursor, cursor_id = excluded.cursor_id`,
-				cur.Seq, nullable(cur.ID), tenantID); err != nil {
+			if _, err := feedStmt.ExecContext(ctx, cur.Seq, nullable(cur.ID), tenantID); err != nil {
 				return err
 			}
 		}
