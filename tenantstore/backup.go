@@ -132,8 +132,9 @@ func (b *Backups) run() {
 }
 
 // Close stops the scheduler, waiting for a snapshot in progress to stop.
+// Closing a nil *Backups does nothing.
 func (b *Backups) Close() {
-	if b.closed.Swap(true) {
+	if b == nil || b.closed.Swap(true) {
 		return
 	}
 	close(b.stop)

@@ -58,17 +58,28 @@ var manifestTables = []string{"runmerge_export", "runmerge_export_counts"}
 // tenant and a manifest, and passing PRAGMA integrity_check. Writes to the
 // tenant go on meanwhile. path must not exist; on failure nothing is left
 // there.
+//
+// A tenant open in the pool is read through a lease, so that an import or
+// a delete waits for the export. Any other is read through a connection
+// of its own, so that exporting a tenant nobody uses (as the CLI does,
+// beside a running server) neither opens it in the pool nor pushes
+// another tenant out.
 func (s *Store) ExportTenant(ctx context.Context, id, path string) (*Manifest, error) {
 	t, err := s.Catalog.Tenant(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	l, err := s.Pool.Acquire(ctx, id)
-	if err != nil {
-		return nil, err
+	var m *Manifest
+	if s.Pool.IsOpen(id) {
+		l, aerr := s.Pool.Acquire(ctx, id)
+		if aerr != nil {
+			return nil, aerr
+		}
+		m, err = l.DB().export(ctx, path, t.Name, s.Pool.cfg.Options)
+		l.Release()
+	} else {
+		m, err = exportFile(ctx, s.Pool.Path(id), path, s.Pool.cfg.Options, id, t.Name)
 	}
-	defer l.Release()
-	m, err := l.DB().export(ctx, path, t.Name, s.Pool.cfg.Options)
 	if err != nil {
 		return nil, fmt.Errorf("export tenant %s: %w", id, err)
 	}

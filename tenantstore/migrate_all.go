@@ -9,6 +9,8 @@ import (
 	"runtime"
 	"sync"
 	"time"
+
+	"github.com/runmerge/runmerge"
 )
 
 // MigrateOptions configures MigrateAll.
@@ -255,4 +257,39 @@ func (c *Catalog) TenantSchemaOf(ctx context.Context, id string) (*TenantSchema,
 	}
 	ts.MigrateError = msg.String
 	return &ts, wrapErr(err, "read schema version of %s", id)
+}
+
+// TenantInfo is a tenant with what the catalog knows about its file.
+type TenantInfo struct {
+	runmerge.Tenant
+	SchemaVersion int
+	MigrateError  string
+	ChangedAt     time.Time // zero when its records never changed
+}
+
+// TenantInfos returns a page of tenants, in order of id, with what the
+// catalog knows about their files.
+func (c *Catalog) TenantInfos(ctx context.Context, f runmerge.TenantFilter) ([]*TenantInfo, error) {
+	rows, err := c.r.QueryContext(ctx, `SELECT `+tenantColumns+`, schema_version,
+		coalesce(migrate_error, ''), coalesce(changed_at, '')
+		FROM tenants WHERE id > ? ORDER BY id LIMIT ?`, f.After, f.Limit)
+	if err != nil {
+		return nil, wrapErr(err, "list tenants")
+	}
+	defer rows.Close()
+	var list []*TenantInfo
+	for rows.Next() {
+		var ti TenantInfo
+		var created, updated, changed string
+		if err := rows.Scan(&ti.ID, &ti.Name, &ti.Status, &created, &updated,
+			&ti.SchemaVersion, &ti.MigrateError, &changed); err != nil {
+			return nil, wrapErr(err, "list tenants")
+		}
+		ti.CreatedAt, ti.UpdatedAt = parseTime(created), parseTime(updated)
+		if changed != "" {
+			ti.ChangedAt = parseTime(changed)
+		}
+		list = append(list, &ti)
+	}
+	return list, wrapErr(rows.Err(), "list tenants")
 }

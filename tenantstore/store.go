@@ -117,6 +117,9 @@ func (s *Store) CreateTenant(ctx context.Context, id, name string) (*runmerge.Te
 		return nil, errors.Join(fmt.Errorf("create tenant file %s: %w", id, err),
 			s.Catalog.DeleteTenant(context.WithoutCancel(ctx), id))
 	}
+	if err := s.Catalog.SetTenantSchemaVersion(ctx, id, TenantSchemaVersion(), ""); err != nil {
+		s.log.Warn("record tenant schema version", "tenant", id, "error", err)
+	}
 	s.log.Info("tenant created", "tenant", id)
 	return t, nil
 }

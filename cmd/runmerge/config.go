@@ -37,6 +37,7 @@ type Config struct {
 	Webhooks WebhooksConfig `mapstructure:"webhooks"`
 	Stream   StreamConfig   `mapstructure:"stream"`
 	Changes  ChangesConfig  `mapstructure:"changes"`
+	Backup   BackupConfig   `mapstructure:"backup"`
 }
 
 // ServerConfig is the HTTP listener.
@@ -103,6 +104,13 @@ type ChangesConfig struct {
 	Retention time.Duration `mapstructure:"retention"`
 }
 
+// BackupConfig is the scheduled snapshots of changed tenants.
+type BackupConfig struct {
+	Dir      string        `mapstructure:"dir"`
+	Interval time.Duration `mapstructure:"interval"`
+	Keep     int           `mapstructure:"keep"`
+}
+
 // defaults are the built-in values of every key. A key missing here cannot
 // be set from the environment, so every key must be listed.
 var defaults = map[string]any{
@@ -131,6 +139,9 @@ var defaults = map[string]any{
 	"webhooks.workers":           64,
 	"stream.max_per_key":         5,
 	"changes.retention":          "168h",
+	"backup.dir":                 "",
+	"backup.interval":            time.Hour,
+	"backup.keep":                24,
 }
 
 // loadConfig reads the configuration. file is the --config flag (empty for
@@ -388,6 +399,12 @@ func (c *Config) validateChanges() []error {
 	} else if c.Changes.Retention <= total {
 		bad("changes.retention", "must be longer than the whole webhooks.retry_schedule (%s), "+
 			"or retries would find their change pruned; got %s", total, c.Changes.Retention)
+	}
+	if c.Backup.Interval < time.Minute {
+		bad("backup.interval", "must be at least 1m, got %s", c.Backup.Interval)
+	}
+	if c.Backup.Keep < 1 || c.Backup.Keep > 10000 {
+		bad("backup.keep", "must be from 1 to 10000, got %d", c.Backup.Keep)
 	}
 	return errs
 }

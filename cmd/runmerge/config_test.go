@@ -45,6 +45,9 @@ var configKeys = []struct {
 	{"webhooks.workers", "7", "8", "9"},
 	{"stream.max_per_key", "2", "3", "4"},
 	{"changes.retention", "48h0m0s", "72h0m0s", "96h0m0s"},
+	{"backup.dir", "b-file", "b-env", "b-flag"},
+	{"backup.interval", "30m0s", "2h0m0s", "3h0m0s"},
+	{"backup.keep", "3", "4", "5"},
 }
 
 // configValue returns the value of key in c, found by the same mapstructure

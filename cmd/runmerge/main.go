@@ -49,6 +49,8 @@ func newRootCommand() *cobra.Command {
 
 	root.AddCommand(newServeCommand(g))
 	root.AddCommand(newKeysCommand(g))
+	root.AddCommand(newTenantsCommand(g), newExportCommand(g), newImportCommand(g), newRestoreCommand(g),
+		newMigrateCommand(g), newCheckCommand(g), newDemoCommand(g))
 	root.AddCommand(&cobra.Command{
 		Use:   "version",
 		Short: "Print the version",

@@ -75,10 +75,17 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer,
 		Webhooks:          changes,
 		StreamMaxPerKey:   cfg.Stream.MaxPerKey,
 	}, store, log)
+	backups, err := startBackups(cfg, store, srv, log)
+	if err != nil {
+		srv.Close()
+		return errors.Join(fmt.Errorf("start backups: %w", err),
+			changes.Stop(context.Background()), store.Close(context.Background()))
+	}
 
 	ln, err := net.Listen("tcp", cfg.Server.Addr)
 	if err != nil {
 		srv.Close() // its background work holds the catalog
+		backups.Close()
 		return errors.Join(fmt.Errorf("listen on %s: %w", cfg.Server.Addr, err),
 			changes.Stop(context.Background()), store.Close(context.Background()))
 	}
@@ -109,6 +116,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer,
 	// it is quick even when the grace period is spent.
 	stopCtx, stopCancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer stopCancel()
+	backups.Close()
 	err = errors.Join(serveErr, shutdownErr, changes.Stop(stopCtx), store.Close(shutdownCtx))
 	if err != nil {
 		log.Error("shutdown", "error", err)
