@@ -473,6 +473,8 @@ func (c *collector) fanOut(ctx context.Context, batch *tenantstore.ChangeBatch, 
 			if c.d.sched.reserve(h.endpoint) {
 				nd.Claimed = true
 				claims = append(claims, claim{entry: i, delivery: nd, endpoint: h.endpoint})
+			} else {
+				c.d.overflow.Store(true)
 			}
 			e.Deliveries = append(e.Deliveries, nd)
 		}

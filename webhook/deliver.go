@@ -59,6 +59,11 @@ type scheduler struct {
 	total    int             // jobs queued and room reserved
 	held     map[string]bool // deliveries queued or in flight
 	closed   bool
+
+	// lowWater, when set, is called (without the lock) when a receiver's
+	// queue falls to half its room: deliveries waiting in the database for
+	// lack of room may be brought in.
+	lowWater func()
 }
 
 func newScheduler(limit, epCap, totalCap int) *scheduler {
@@ -154,6 +159,11 @@ func (s *scheduler) next() *job {
 		s.ready = append(s.ready, q) // the back of the line: receivers take turns
 	} else {
 		q.ready = false
+	}
+	if len(q.jobs) == s.epCap/2 && s.lowWater != nil {
+		s.mu.Unlock()
+		s.lowWater()
+		s.mu.Lock()
 	}
 	return j
 }
@@ -488,6 +498,9 @@ func (d *Dispatcher) claimDue() int {
 	// A read first: claiming is a write, and most polls find nothing due.
 	next, err := d.catalog.NextDueDelivery(ctx)
 	if err != nil || next == nil || next.After(time.Now()) {
+		if err == nil {
+			d.overflow.Store(false)
+		}
 		return 0
 	}
 	hooks, err := d.hooks.get(ctx)
@@ -523,6 +536,7 @@ func (d *Dispatcher) claimDue() int {
 		}
 	}
 	if len(back) > 0 {
+		d.overflow.Store(true)
 		if err := d.catalog.ReleaseDeliveries(context.Background(), back); err != nil {
 			d.log.Error("release deliveries", "error", err)
 		}

@@ -162,6 +162,9 @@ type Dispatcher struct {
 
 	results  chan attemptOutcome
 	pollWake chan struct{}
+	// overflow is set while due deliveries wait in the database because
+	// their receiver's queue in memory was full.
+	overflow atomic.Bool
 
 	stats counters
 
@@ -203,6 +206,11 @@ func New(cfg Config, store *tenantstore.Store) (*Dispatcher, error) {
 		stopping: make(chan struct{}),
 	}
 	d.client = &httpDoer{client: guard.NewHTTPClient(cfg.Timeout, cfg.PerEndpoint)}
+	d.sched.lowWater = func() {
+		if d.overflow.Load() {
+			d.wakePoller()
+		}
+	}
 	d.hooks = &hookCache{d: d}
 	d.owners = &ownerCache{catalog: store.Catalog, entries: make(map[string]ownerEntry)}
 	d.sendCtx, d.cancel = context.WithCancel(context.Background())

@@ -279,3 +279,63 @@ func TestRestartDeliversMarkedChanges(t *testing.T) {
 	})
 	recv.check()
 }
+
+// TestSlowReceiverDelaysNoOther points one webhook at a receiver that
+// hangs and another at a quick one: the quick one gets every change at
+// once, and the hanging one never holds more than its share of workers.
+func TestSlowReceiverDelaysNoOther(t *testing.T) {
+	dir := t.TempDir()
+	store := openStore(t, dir)
+	cfg := testConfig(dir)
+	cfg.Workers, cfg.PerEndpoint = 8, 2
+	cfg.Timeout = 10 * time.Second
+	d := startDispatcher(t, store, cfg)
+	ctx := context.Background()
+	mustCreateTenant(t, store, "acme")
+
+	release := make(chan struct{})
+	var inSlow, maxInSlow atomic.Int32
+	slow := newReceiver(t)
+	slow.respond = func(delivery) int {
+		n := inSlow.Add(1)
+		defer inSlow.Add(-1)
+		for m := maxInSlow.Load(); n > m && !maxInSlow.CompareAndSwap(m, n); m = maxInSlow.Load() {
+		}
+		<-release
+		return http.StatusOK
+	}
+	// Unblock the hanging handlers before the receivers close.
+	t.Cleanup(func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	})
+	fast := newReceiver(t)
+	for _, r := range []*receiver{slow, fast} {
+		_, secret, err := d.CreateWebhook(ctx, platformAdmin, WebhookInput{TenantID: "acme", URL: r.URL(),
+			EventTypes: []string{"person.created"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.addSecret(secret)
+	}
+	start := time.Now()
+	for i := 0; i < 50; i++ {
+		write(t, d, store, "acme", func(db *tenantstore.DB) error {
+			_, err := db.CreateRecord(ctx, platformAdmin, collection(t, runmerge.CollectionPeople), personBody(i), nil, nil)
+			return err
+		})
+	}
+	waitFor(t, 5*time.Second, "the quick receiver's 50 deliveries", func() bool { return len(fast.deliveries()) == 50 })
+	t.Logf("the quick receiver had all 50 after %s, the hanging one holding %d workers",
+		time.Since(start).Round(time.Millisecond), inSlow.Load())
+	if m := maxInSlow.Load(); m > 2 {
+		t.Errorf("the hanging receiver held %d workers at once; its share is 2", m)
+	}
+	close(release)
+	waitFor(t, 10*time.Second, "the slow receiver's 50 deliveries", func() bool { return len(slow.deliveries()) == 50 })
+	fast.check()
+	slow.check()
+}
