@@ -1588,6 +1588,15 @@ var idMember = regexp.MustCompile(`"(id|tenantId)":"([^"]+)"`)
 // key or tenant its key may not see may be among them.
 func (m *isoMatrix) checkVisible(c *isoCall, r *isoResponse) {
 	k := c.Key
+	if k.Kind == "nokey" && r.Status < 400 {
+		// What answers without a key (health, metrics, the API
+		// description) names no tenant.
+		for _, tn := range m.f.Tenants {
+			if strings.Contains(string(r.Body), tn.ID) {
+				m.leaks = append(m.leaks, fmt.Sprintf("%s → %d names tenant %s", c, r.Status, tn.ID))
+			}
+		}
+	}
 	if k.Kind == "padmin" || k.Kind == "nokey" && r.Status >= 400 {
 		return
 	}
