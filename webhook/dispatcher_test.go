@@ -339,3 +339,51 @@ func TestSlowReceiverDelaysNoOther(t *testing.T) {
 	fast.check()
 	slow.check()
 }
+
+// TestPruning keeps change events for a short retention and checks that
+// the tenant's outbox, the change log and the delivery log lose what is
+// older, while the newest changes stay deliverable.
+func TestPruning(t *testing.T) {
+	dir := t.TempDir()
+	store := openStore(t, dir)
+	cfg := testConfig(dir)
+	cfg.Retention = 300 * time.Millisecond
+	cfg.PruneInterval = 50 * time.Millisecond
+	d := startDispatcher(t, store, cfg)
+	ctx := context.Background()
+	mustCreateTenant(t, store, "acme")
+	recv := newReceiver(t)
+	w, secret, err := d.CreateWebhook(ctx, platformAdmin, WebhookInput{TenantID: "acme", URL: recv.URL(),
+		EventTypes: []string{"person.created"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recv.addSecret(secret)
+	people := collection(t, runmerge.CollectionPeople)
+	for i := 0; i < 5; i++ {
+		write(t, d, store, "acme", func(db *tenantstore.DB) error {
+			_, err := db.CreateRecord(ctx, platformAdmin, people, personBody(i), nil, nil)
+			return err
+		})
+	}
+	waitFor(t, 5*time.Second, "five deliveries", func() bool { return len(recv.deliveries()) == 5 })
+
+	time.Sleep(400 * time.Millisecond) // older than the retention now
+	// A new write has the tenant read again, which prunes its outbox.
+	write(t, d, store, "acme", func(db *tenantstore.DB) error {
+		_, err := db.CreateRecord(ctx, platformAdmin, people, personBody(99), nil, nil)
+		return err
+	})
+	waitFor(t, 5*time.Second, "the sixth delivery", func() bool { return len(recv.deliveries()) == 6 })
+	waitFor(t, 5*time.Second, "the old changes pruned", func() bool {
+		l, err := store.Pool.Acquire(ctx, "acme")
+		if err != nil {
+			return false
+		}
+		defer l.Release()
+		outbox, _ := l.DB().ChangesAfter(ctx, 0, 100)
+		logged, _ := store.Catalog.ChangeLogAfter(ctx, 0, "", 100)
+		log, _ := store.Catalog.Deliveries(ctx, w.ID, "", 100)
+		return len(outbox) == 1 && len(logged) == 1 && len(log) == 1
+	})
+}
