@@ -5,10 +5,15 @@ import (
 	"database/sql"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/runmerge/runmerge"
 )
@@ -274,4 +279,173 @@ func checkExportPrefix(t *testing.T, path string, m *Manifest, counters []string
 				path, version, title.String, events, maxVersion)
 		}
 	}
+}
+
+// TestExportLargeTenantUnderWrites measures the export of a big tenant
+// while a writer goes on, and the writer's latency with and without the
+// export. It runs with RUNMERGE_BENCH_EXPORT_MB=N (the tenant's size in
+// MB; 100 in the figures of docs/benchmarks.md) and fails when the export
+// takes 5 s or more, or the writes' p99 during it is 3 times that without.
+func TestExportLargeTenantUnderWrites(t *testing.T) {
+	mb, _ := strconv.Atoi(os.Getenv("RUNMERGE_BENCH_EXPORT_MB"))
+	if mb == 0 {
+		t.Skip("set RUNMERGE_BENCH_EXPORT_MB=100 to measure")
+	}
+	ctx := context.Background()
+	s := openTestStore(t, t.TempDir())
+	mustCreateTenant(t, s, "big")
+	start := time.Now()
+	n := fillBigTenant(t, s, "big", int64(mb)<<20)
+	size := tenantFileSize(s, "big")
+	t.Logf("tenant of %d records, %.1f MB, built in %s", n, float64(size)/1e6, time.Since(start).Round(time.Second))
+
+	// A writer at a steady 200 writes/s, so that its latencies measure
+	// waiting, not throughput.
+	type sample struct {
+		at  time.Time
+		dur time.Duration
+	}
+	var mu sync.Mutex
+	var samples []sample
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			t0 := time.Now()
+			if _, err := createPerson(s, "big", 10_000_000+i, nil); err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			samples = append(samples, sample{t0, time.Since(t0)})
+			mu.Unlock()
+		}
+	}()
+	p99 := func(from, to time.Time) (time.Duration, int) {
+		mu.Lock()
+		defer mu.Unlock()
+		var ds []time.Duration
+		for _, s := range samples {
+			if !s.at.Before(from) && s.at.Before(to) {
+				ds = append(ds, s.dur)
+			}
+		}
+		slices.Sort(ds)
+		if len(ds) == 0 {
+			return 0, 0
+		}
+		return ds[len(ds)*99/100], len(ds)
+	}
+
+	time.Sleep(500 * time.Millisecond) // warm up
+	baseFrom := time.Now()
+	time.Sleep(5 * time.Second)
+	baseTo := time.Now()
+
+	path := filepath.Join(t.TempDir(), "big.db")
+	exportFrom := time.Now()
+	m, err := s.ExportTenant(ctx, "big", path)
+	exportTo := time.Now()
+	close(stop)
+	wg.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, _ := os.Stat(path)
+	took := exportTo.Sub(exportFrom)
+	base, nBase := p99(baseFrom, baseTo)
+	during, nDuring := p99(exportFrom, exportTo)
+	t.Logf("export of %.1f MB (%d records) in %s; write p99 %s without (%d writes), %s during (%d writes)",
+		float64(fi.Size())/1e6, m.Records["people"], took.Round(time.Millisecond),
+		base.Round(10*time.Microsecond), nBase, during.Round(10*time.Microsecond), nDuring)
+	if took >= 5*time.Second {
+		t.Errorf("export took %s, want under 5s", took)
+	}
+	if during >= 3*base {
+		t.Errorf("write p99 during the export %s, want under 3× %s", during, base)
+	}
+}
+
+// tenantFileSize is the size of tenant id's file and its WAL.
+func tenantFileSize(s *Store, id string) int64 {
+	var n int64
+	for _, suffix := range []string{"", "-wal"} {
+		if fi, err := os.Stat(s.Pool.Path(id) + suffix); err == nil {
+			n += fi.Size()
+		}
+	}
+	return n
+}
+
+// fillBigTenant adds people in bulk to tenant id until its file holds
+// about size bytes, and returns how many it added.
+func fillBigTenant(t *testing.T, s *Store, id string, size int64) int {
+	t.Helper()
+	ctx := context.Background()
+	people, _ := runmerge.CollectionByName(runmerge.CollectionPeople)
+	bio := strings.Repeat("Speaks about distributed systems, databases and the craft of software. ", 4)
+	n := 0
+	for tenantFileSize(s, id) < size {
+		bodies := make([]map[string]any, 1000)
+		for i := range bodies {
+			bodies[i] = map[string]any{
+				"firstName": "Ada", "lastName": fmt.Sprintf("Lovelace %d", n),
+				"email": fmt.Sprintf("ada%d@example.com", n), "company": "Analytical Engines",
+				"jobTitle": "Engineer", "industry": "Software", "type": "Attendee", "status": "Active",
+				"sourceId": "bench", "remoteId": fmt.Sprint(n),
+				"address":       map[string]any{"addressLine1": "12 St James's Square", "city": "London", "country": "GB"},
+				"sourceRawData": map[string]any{"bio": bio},
+			}
+			n++
+		}
+		l, err := s.Pool.Acquire(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = l.DB().BulkUpsert(ctx, platformAdmin, people, bodies, nil, nil)
+		l.Release()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return n
+}
+
+// TestExportOpensInSQLiteShell opens an export with the sqlite3 shell of
+// the machine, when there is one: the tables, the manifest and the records
+// read, and integrity_check passes. The search index needs SQLite 3.43 or
+// later to be queried; older shells read everything else.
+func TestExportOpensInSQLiteShell(t *testing.T) {
+	shell, err := exec.LookPath("sqlite3")
+	if err != nil {
+		t.Skip("no sqlite3 shell on this machine")
+	}
+	s := openTestStore(t, t.TempDir())
+	mustCreateTenant(t, s, "acme")
+	fillTenant(t, s, "acme")
+	path := mustExport(t, s, "acme")
+	for q, want := range map[string]string{
+		".tables":                "runmerge_export_counts",
+		"PRAGMA integrity_check": "ok",
+		"SELECT tenant_id, schema_version FROM runmerge_export":                          "acme|" + strconv.Itoa(TenantSchemaVersion()),
+		"SELECT records FROM runmerge_export_counts WHERE collection = 'people'":         "3",
+		"SELECT count(*) FROM records WHERE json_extract(data, '$.firstName') = 'Grace'": "3",
+		".dump": "CREATE TABLE records",
+	} {
+		out, err := exec.Command(shell, "-readonly", path, q).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), want) {
+			t.Errorf("sqlite3 %q: %v\n%s", q, err, out)
+		}
+	}
+	version, _ := exec.Command(shell, "--version").Output()
+	t.Logf("sqlite3 %s", strings.TrimSpace(string(version)))
 }

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net/url"
 	"runtime"
 	"sync"
 	"time"
@@ -152,11 +151,10 @@ func migrateFile(ctx context.Context, set *migrationSet, path string, o Options)
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	db, err := sql.Open("sqlite", migrateDSN(path, o))
+	db, err := connect(path, o, modeWrite)
 	if err != nil {
 		return 0, err
 	}
-	db.SetMaxOpenConns(1)
 	from, err := set.migrate(ctx, db)
 	if cerr := db.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("close: %w", cerr)
@@ -165,23 +163,6 @@ func migrateFile(ctx context.Context, set *migrationSet, path string, o Options)
 		return from, errors.New("the tenant's file is missing")
 	}
 	return from, err
-}
-
-// migrateDSN is the connection string of migrateFile: that of the pool's
-// writer, in exclusive locking mode. In WAL mode that keeps the WAL index in
-// the connection's memory instead of a shared-memory file, which saves the
-// creation, mapping and removal of that file on every tenant; other
-// connections to the file wait (up to their busy timeout) for the few
-// milliseconds a migration holds it.
-func migrateDSN(path string, o Options) string {
-	u, err := url.Parse(dsn(path, o, modeWrite))
-	if err != nil {
-		panic(err)
-	}
-	q := u.Query()
-	q.Add("_pragma", "locking_mode(EXCLUSIVE)")
-	u.RawQuery = q.Encode()
-	return u.String()
 }
 
 // tenantsBelowVersion returns, in order of id, the tenants the catalog does
