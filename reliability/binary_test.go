@@ -2,7 +2,6 @@ package reliability
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,6 +11,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -62,6 +62,7 @@ type process struct {
 	Addr string
 	Log  *testserver.SyncBuffer
 	exit chan error
+	dead atomic.Bool // set once the process has exited
 }
 
 // procOptions change how startBinary runs the server.
@@ -120,10 +121,12 @@ func startBinary(t testing.TB, dataDir, key string, opts procOptions) *process {
 			}
 		}
 		io.Copy(p.Log, stderr)
-		p.exit <- cmd.Wait()
+		err := cmd.Wait()
+		p.dead.Store(true)
+		p.exit <- err
 	}()
 	t.Cleanup(func() {
-		if p.cmd.ProcessState == nil {
+		if !p.dead.Load() {
 			p.cmd.Process.Kill()
 		}
 	})
@@ -165,5 +168,3 @@ func (p *process) kill(t testing.TB) {
 func (p *process) logShowsPanic() bool {
 	return strings.Contains(strings.ToLower(p.Log.String()), "panic")
 }
-
-var _ = context.Background
