@@ -176,6 +176,11 @@ func (s *Server) Serve(ln net.Listener) error {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.ready.Store(false)
 	err := s.http.Shutdown(ctx)
+	if err != nil {
+		// The grace period is over: cut the connections still open rather
+		// than leave them to run against a store about to close.
+		err = errors.Join(err, s.http.Close())
+	}
 	s.Close()
 	return err
 }

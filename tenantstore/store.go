@@ -111,6 +111,9 @@ func (s *Store) CreateTenant(ctx context.Context, id, name string) (*runmerge.Te
 	if err := s.Catalog.CreateTenant(ctx, t); err != nil {
 		return nil, err
 	}
+	if err := s.removeStaleFile(ctx, id); err != nil {
+		return nil, errors.Join(err, s.Catalog.DeleteTenant(context.WithoutCancel(ctx), id))
+	}
 	if err := s.Pool.Create(ctx, id); err != nil {
 		// Without its file the tenant is unusable: take it back out of the
 		// catalog so that the id can be tried again.
@@ -122,6 +125,25 @@ func (s *Store) CreateTenant(ctx context.Context, id, name string) (*runmerge.Te
 	}
 	s.log.Info("tenant created", "tenant", id)
 	return t, nil
+}
+
+// removeStaleFile deletes a file left under a new tenant's id, which can
+// only be the remains of a deleted tenant whose removal was cut short (the
+// catalog row goes first). A new tenant must never start with old data.
+func (s *Store) removeStaleFile(ctx context.Context, id string) error {
+	if _, err := os.Stat(s.Pool.Path(id)); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	unlock, err := s.Pool.Lock(context.WithoutCancel(ctx), id)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	s.log.Warn("removing the file of a deleted tenant before reusing its id", "tenant", id)
+	if err := removeTenantFiles(s.Pool.Path(id)); err != nil {
+		return fmt.Errorf("remove stale file of tenant %s: %w", id, err)
+	}
+	return nil
 }
 
 // DeleteTenant removes tenant id from the catalog (its keys with it), waits
