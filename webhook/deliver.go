@@ -160,6 +160,11 @@ func (s *scheduler) next() *job {
 	} else {
 		q.ready = false
 	}
+	if len(s.ready) > 0 {
+		// More is ready than this worker takes: wake another, or a queue
+		// pushed while every worker was busy could wait with workers idle.
+		s.cond.Signal()
+	}
 	if len(q.jobs) == s.epCap/2 && s.lowWater != nil {
 		s.mu.Unlock()
 		s.lowWater()
