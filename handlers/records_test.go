@@ -127,9 +127,11 @@ func TestRecordLifecycle(t *testing.T) {
 				patched["version"] != json.Number("2") || p.Header.Get("ETag") != `"2"` {
 				t.Errorf("after patch: %s, ETag %s", p.Body, p.Header.Get("ETag"))
 			}
-			if patched["createdAt"] != rec["createdAt"] || patched["updatedAt"] == rec["updatedAt"] &&
-				!serverTime.MatchString(fmt.Sprint(patched["updatedAt"])) {
-				t.Errorf("times after patch: %v", patched)
+			// createdAt stays; updatedAt moves on (or stays, within the
+			// same millisecond), never back.
+			if up := fmt.Sprint(patched["updatedAt"]); patched["createdAt"] != rec["createdAt"] ||
+				!serverTime.MatchString(up) || up < fmt.Sprint(rec["updatedAt"]) {
+				t.Errorf("times after patch: %v, created %v", patched, rec)
 			}
 			if got := a.get(t, one+"&sourceRawData=true").object(t); mustJSON(t, got["sourceRawData"]) != `{"raw":true}` {
 				t.Errorf("the patch lost sourceRawData: %v", got)
@@ -851,7 +853,6 @@ func TestRecordRequestErrors(t *testing.T) {
 	ev := a.create(t, "acme", "events", with(validBody("events", 1), jsonObj{"sourceId": "crm", "remoteId": "e1"}))
 	one := "/v1/events/" + ev["id"].(string) + "?tenantId=acme"
 	body := mustJSON(t, validBody("events", 2))
-	before := a.get(t, "/v1/events?tenantId=acme&includeDeleted=true").Body
 
 	for _, tc := range []struct {
 		name         string
@@ -900,9 +901,6 @@ func TestRecordRequestErrors(t *testing.T) {
 	a.patch(t, "/v1/events/"+ev2["id"].(string)+"?tenantId=acme", `{"sourceId":"crm","remoteId":"e1"}`).
 		problem(t, 409, "conflict")
 	a.delete(t, "/v1/events/"+ev2["id"].(string)+"?tenantId=acme").want(t, 204)
-	if after := a.get(t, "/v1/events?tenantId=acme").Body; string(after) == string(before) {
-		// (ev2 was created and deleted; only ev shows.)
-	}
 	if got := a.list(t, "/v1/events?tenantId=acme", 50); len(got) != 1 || got[0]["id"] != ev["id"] ||
 		got[0]["version"] != json.Number("1") {
 		t.Errorf("refused requests changed the events: %v", got)
