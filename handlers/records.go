@@ -433,8 +433,6 @@ func ifMatch(c echo.Context) (*int64, bool) {
 	return &v, true
 }
 
-var errStaleETag = runmerge.Errorf(runmerge.EPRECONDITION, "If-Match does not match the record's ETag")
-
 // updateRecord handles PATCH /v1/<collection>/:id.
 func (s *Server) updateRecord(c *runmerge.Collection) echo.HandlerFunc {
 	return func(ec echo.Context) error {

@@ -113,13 +113,6 @@ func personBody(n int, events ...string) map[string]any {
 	return body
 }
 
-func eventBodyFor(n int) map[string]any {
-	return map[string]any{
-		"name": fmt.Sprintf("Event %d", n), "startDate": "2026-05-01T09:00:00Z",
-		"endDate": "2026-05-02T18:00:00Z",
-	}
-}
-
 // delivery is one request a receiver got.
 type delivery struct {
 	ID        string

@@ -79,16 +79,6 @@ func (c *hookCache) get(ctx context.Context) (*hookSet, error) {
 	return set, nil
 }
 
-// current returns the webhooks as last read, without reading them.
-func (c *hookCache) current() *hookSet {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.set == nil {
-		return &hookSet{byID: map[string]*hookState{}, byTenant: map[string][]*hookState{}}
-	}
-	return c.set
-}
-
 func (c *hookCache) reload(ctx context.Context) error {
 	c.invalidate()
 	_, err := c.get(ctx)

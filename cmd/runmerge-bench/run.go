@@ -34,24 +34,23 @@ type run struct {
 
 // Result is one measured phase.
 type Result struct {
-	Workload   string             `json:"workload"`
-	Op         string             `json:"op"`
-	Mode       string             `json:"mode"`
-	Requests   uint64             `json:"requests"`
-	Seconds    float64            `json:"seconds"`
-	PerSecond  float64            `json:"perSecond"`
-	P50        float64            `json:"p50Ms"`
-	P90        float64            `json:"p90Ms"`
-	P99        float64            `json:"p99Ms"`
-	P999       float64            `json:"p999Ms"`
-	Errors     map[string]int     `json:"errors,omitempty"`
-	RSSMiB     float64            `json:"serverRssMiB,omitempty"`
-	FDs        int                `json:"serverFds,omitempty"`
-	Pool       *PoolDelta         `json:"pool,omitempty"`
-	Ratios     map[string]float64 `json:"ratios,omitempty"`
-	Notes      map[string]float64 `json:"notes,omitempty"`
-	Rate       int                `json:"rate,omitempty"`
-	rawLatency []time.Duration
+	Workload  string             `json:"workload"`
+	Op        string             `json:"op"`
+	Mode      string             `json:"mode"`
+	Requests  uint64             `json:"requests"`
+	Seconds   float64            `json:"seconds"`
+	PerSecond float64            `json:"perSecond"`
+	P50       float64            `json:"p50Ms"`
+	P90       float64            `json:"p90Ms"`
+	P99       float64            `json:"p99Ms"`
+	P999      float64            `json:"p999Ms"`
+	Errors    map[string]int     `json:"errors,omitempty"`
+	RSSMiB    float64            `json:"serverRssMiB,omitempty"`
+	FDs       int                `json:"serverFds,omitempty"`
+	Pool      *PoolDelta         `json:"pool,omitempty"`
+	Ratios    map[string]float64 `json:"ratios,omitempty"`
+	Notes     map[string]float64 `json:"notes,omitempty"`
+	Rate      int                `json:"rate,omitempty"`
 }
 
 // PoolDelta is what the pool did during a phase.

@@ -268,14 +268,6 @@ func newProgress(w io.Writer, total int, what string) *progressbar.ProgressBar {
 	)
 }
 
-// progressFunc returns a callback that moves bar, or nil for no bar.
-func progressFunc(bar *progressbar.ProgressBar) func(done, total int) {
-	if bar == nil {
-		return nil
-	}
-	return func(done, total int) { bar.Set(done) }
-}
-
 // printFailures writes up to max failures, sorted by tenant, and how many
 // more there were.
 func printFailures(w io.Writer, failed map[string]string, max int) {
