@@ -20,6 +20,10 @@ const eventBody = `{"name":"Launch","startDate":"2026-05-01T09:00:00Z","endDate"
 // record must end at version 2.
 func TestConcurrentPatchSameIfMatch(t *testing.T) {
 	srv := testserver.Start(t, testserver.Options{})
+	// A connection the client dialled for the race but never used stays
+	// new to the server, and Go's Shutdown waits 5s before it counts a
+	// new connection as idle: close them before the server shuts down.
+	t.Cleanup(srv.Client.HTTP.CloseIdleConnections)
 	srv.CreateTenant(t, "acme")
 	r := srv.Post(t, "/v1/events?tenantId=acme", eventBody)
 	r.WantStatus(t, http.StatusCreated)
@@ -74,6 +78,10 @@ func TestConcurrentPatchSameIfMatch(t *testing.T) {
 // every answer is the 201 (first or replayed, with the same id) or 409.
 func TestConcurrentIdempotentPost(t *testing.T) {
 	srv := testserver.Start(t, testserver.Options{})
+	// A connection the client dialled for the race but never used stays
+	// new to the server, and Go's Shutdown waits 5s before it counts a
+	// new connection as idle: close them before the server shuts down.
+	t.Cleanup(srv.Client.HTTP.CloseIdleConnections)
 	srv.CreateTenant(t, "acme")
 
 	const n = 50
