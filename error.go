@@ -36,6 +36,9 @@ type Error struct {
 	Code    string
 	Message string
 	Fields  []FieldError
+
+	// Err is the underlying cause, for the log; clients never see it.
+	Err error
 }
 
 // FieldError is one problem with one field, located by a JSON pointer into the
@@ -46,8 +49,14 @@ type FieldError struct {
 	Detail  string `json:"detail"`
 }
 
+// Unwrap returns the underlying cause.
+func (e *Error) Unwrap() error { return e.Err }
+
 // Error implements the error interface.
 func (e *Error) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("%s: %s: %v", e.Code, e.Message, e.Err)
+	}
 	if len(e.Fields) > 0 {
 		return fmt.Sprintf("%s: %s (%s: %s)", e.Code, e.Message, e.Fields[0].Pointer, e.Fields[0].Detail)
 	}

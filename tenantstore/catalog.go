@@ -227,13 +227,26 @@ func (c *Catalog) CountKeys(ctx context.Context) (int, error) {
 // on (a full disk, a lock held too long) into domain errors. It returns nil
 // for nil.
 func wrapErr(err error, format string, args ...any) error {
-	switch {
-	case err == nil:
+	if err == nil {
 		return nil
-	case isDiskFull(err):
-		return &runmerge.Error{Code: runmerge.EINSUFFICIENTSPACE, Message: "the server's disk is full"}
-	case isBusy(err):
-		return &runmerge.Error{Code: runmerge.EUNAVAILABLE, Message: "the data is locked by another process; try again"}
+	}
+	if e := classify(err); e != err {
+		return e
 	}
 	return fmt.Errorf(format+": %w", append(args, err)...)
+}
+
+// classify turns the storage faults a client can act on into domain
+// errors that keep the fault as their cause; other errors pass unchanged.
+func classify(err error) error {
+	var de *runmerge.Error
+	switch {
+	case err == nil || errors.As(err, &de):
+		return err
+	case isDiskFull(err):
+		return &runmerge.Error{Code: runmerge.EINSUFFICIENTSPACE, Message: "the server's disk is full", Err: err}
+	case isBusy(err):
+		return &runmerge.Error{Code: runmerge.EUNAVAILABLE, Message: "the data is locked by another process; try again", Err: err}
+	}
+	return err
 }

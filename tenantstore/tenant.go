@@ -99,7 +99,7 @@ func (db *DB) Write(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx
 	if lead {
 		db.commitUntil(op)
 	}
-	return <-op.done
+	return classify(<-op.done)
 }
 
 // commitUntil commits batches until op is done, then leaves any writes queued
