@@ -132,8 +132,8 @@ const noDriver = -1
 // listPlan says how a list query finds its records: driver is the filter
 // that selects at most smallSet records, i for RecordFilter.Links[i] and
 // len(Links) for the search, or noDriver. hits holds the records the search
-// selects, as a JSON array of rids, when it is the driver, so that the
-// search runs once.
+// selects, as a JSON array of their seqs, when it is the driver, so that
+// the search runs once.
 type listPlan struct {
 	driver int
 	hits   string
@@ -183,11 +183,19 @@ func listQuery(p *runmerge.Principal, f RecordFilter, after int64, plan listPlan
 	} else {
 		b.WriteString(`, NULL`)
 	}
-	if driver != noDriver {
+	// A broad search is read from the full-text index in change order (its
+	// rowids are positions in it) and stops at the end of the page.
+	streamSearch := f.Query != "" && driver == noDriver
+	switch {
+	case streamSearch:
+		b.WriteString(` FROM records_fts JOIN records r ON r.seq = records_fts.rowid
+			WHERE records_fts MATCH ? AND records_fts.rowid > ? AND r.collection = ?`)
+		args = []any{f.Query, after, f.Collection.Name}
+	case driver != noDriver:
 		// The unary + keeps SQLite from walking an index of the collection
 		// in change order, which it would pick to spare the sort.
 		b.WriteString(` FROM records r WHERE +collection = ? AND +seq > ?`)
-	} else {
+	default:
 		b.WriteString(` FROM records r WHERE collection = ? AND seq > ?`)
 	}
 	filtered := f.SourceID != nil || f.RemoteID != nil || f.Status != nil || f.Type != nil ||
@@ -217,17 +225,13 @@ func listQuery(p *runmerge.Principal, f RecordFilter, after int64, plan listPlan
 		}
 		args = append(args, l.ID, f.Collection.Name)
 	}
-	if f.Query != "" {
-		switch driver {
-		case len(f.Links):
-			b.WriteString(` AND rid IN (SELECT value FROM json_each(?))`)
+	if f.Query != "" && !streamSearch {
+		if driver == len(f.Links) {
+			b.WriteString(` AND seq IN (SELECT value FROM json_each(?))`)
 			args = append(args, plan.hits)
-		case noDriver:
-			b.WriteString(` AND rid IN (SELECT rowid FROM records_fts WHERE records_fts MATCH ?)`)
-			args = append(args, f.Query)
-		default:
+		} else {
 			// Not the driver: a test of each record fetched.
-			b.WriteString(` AND +rid IN (SELECT rowid FROM records_fts WHERE records_fts MATCH ?)`)
+			b.WriteString(` AND +seq IN (SELECT rowid FROM records_fts WHERE records_fts MATCH ?)`)
 			args = append(args, f.Query)
 		}
 	}
@@ -236,7 +240,11 @@ func listQuery(p *runmerge.Principal, f RecordFilter, after int64, plan listPlan
 		b.WriteString(scope)
 		args = append(args, sargs...)
 	}
-	b.WriteString(` ORDER BY seq LIMIT ?`)
+	if streamSearch {
+		b.WriteString(` ORDER BY records_fts.rowid LIMIT ?`)
+	} else {
+		b.WriteString(` ORDER BY seq LIMIT ?`)
+	}
 	args = append(args, f.Limit+1)
 	return b.String(), args
 }
@@ -734,7 +742,7 @@ func (w *recordTx) insert(ctx context.Context, c *runmerge.Collection, id string
 		return nil, err
 	}
 	// No RETURNING here or below: see clock.
-	res, err := w.tx.ExecContext(ctx, `INSERT INTO records
+	_, err = w.tx.ExecContext(ctx, `INSERT INTO records
 		(id, collection, seq, source_id, remote_id, status, type, event_id, data, raw_data,
 		 version, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)`,
@@ -746,13 +754,9 @@ func (w *recordTx) insert(ctx context.Context, c *runmerge.Collection, id string
 	} else if err != nil {
 		return nil, wrapErr(err, "insert %s", c.Name)
 	}
-	rid, err := res.LastInsertId()
-	if err != nil {
-		return nil, wrapErr(err, "insert %s", c.Name)
-	}
 	r := &runmerge.Record{ID: id, TenantID: w.tenantID, Collection: c.Name, Seq: seq, Version: 1,
 		CreatedAt: now, UpdatedAt: now, Data: data, EventIDs: d.eventIDs(c, id)}
-	if err := w.index(ctx, c, rid, id, d, false); err != nil {
+	if err := w.index(ctx, c, id, seq, 0, d); err != nil {
 		return nil, err
 	}
 	return r, w.change(ctx, c, r, runmerge.ChangeCreated)
@@ -774,15 +778,11 @@ func (w *recordTx) update(ctx context.Context, c *runmerge.Collection, cur *runm
 	if err != nil {
 		return nil, err
 	}
-	rid, err := w.rid(ctx, cur.ID)
-	if err != nil {
-		return nil, err
-	}
 	_, err = w.tx.ExecContext(ctx, `UPDATE records SET seq = ?, source_id = ?, remote_id = ?,
 		status = ?, type = ?, event_id = ?, data = ?, raw_data = ?, version = version + 1, updated_at = ?
-		WHERE rid = ?`,
+		WHERE id = ?`,
 		seq, nullable(d.index.SourceID), nullable(d.index.RemoteID), nullable(d.index.Status),
-		nullable(d.index.Type), nullable(d.index.EventID), string(data), raw, formatTime(now), rid)
+		nullable(d.index.Type), nullable(d.index.EventID), string(data), raw, formatTime(now), cur.ID)
 	if isUnique(err) {
 		return nil, sourceConflict(d)
 	} else if err != nil {
@@ -791,7 +791,7 @@ func (w *recordTx) update(ctx context.Context, c *runmerge.Collection, cur *runm
 	r := &runmerge.Record{ID: cur.ID, TenantID: w.tenantID, Collection: c.Name, Seq: seq,
 		Version: cur.Version + 1, CreatedAt: cur.CreatedAt, UpdatedAt: now, Data: data,
 		EventIDs: d.eventIDs(c, cur.ID)}
-	if err := w.index(ctx, c, rid, cur.ID, d, true); err != nil {
+	if err := w.index(ctx, c, cur.ID, seq, cur.Seq, d); err != nil {
 		return nil, err
 	}
 	return r, w.change(ctx, c, r, runmerge.ChangeUpdated)
@@ -802,34 +802,20 @@ func (w *recordTx) delete(ctx context.Context, c *runmerge.Collection, cur *runm
 	if err != nil {
 		return err
 	}
-	rid, err := w.rid(ctx, cur.ID)
-	if err != nil {
-		return err
-	}
 	_, err = w.tx.ExecContext(ctx, `UPDATE records SET seq = ?, source_id = NULL, remote_id = NULL,
 		status = NULL, type = NULL, event_id = NULL, data = '{}', raw_data = NULL,
 		version = version + 1, updated_at = ?, deleted_at = ?
-		WHERE rid = ?`, seq, formatTime(now), formatTime(now), rid)
+		WHERE id = ?`, seq, formatTime(now), formatTime(now), cur.ID)
 	if err != nil {
 		return wrapErr(err, "delete %s %s", c.Name, cur.ID)
 	}
-	if err := w.unindex(ctx, rid, cur.ID); err != nil {
+	if err := w.unindex(ctx, cur.ID, cur.Seq); err != nil {
 		return err
 	}
 	tomb := &runmerge.Record{ID: cur.ID, TenantID: w.tenantID, Collection: c.Name, Seq: seq,
 		Version: cur.Version + 1, CreatedAt: cur.CreatedAt, UpdatedAt: now, DeletedAt: &now,
 		EventIDs: cur.EventIDs}
 	return w.change(ctx, c, tomb, runmerge.ChangeDeleted)
-}
-
-// rid returns the row id of record id, which keys its search text.
-func (w *recordTx) rid(ctx context.Context, id string) (int64, error) {
-	var rid int64
-	err := w.tx.QueryRowContext(ctx, `SELECT rid FROM records WHERE id = ?`, id).Scan(&rid)
-	if err != nil {
-		return 0, wrapErr(err, "find record %s", id)
-	}
-	return rid, nil
 }
 
 // upsert replaces the record with d's sourceId and remoteId pair, or
@@ -882,10 +868,13 @@ func (w *recordTx) upsert(ctx context.Context, p *runmerge.Principal, c *runmerg
 	return w.update(ctx, c, cur, d)
 }
 
-// index writes a record's links and search text, replacing old ones.
-func (w *recordTx) index(ctx context.Context, c *runmerge.Collection, rid int64, id string, d *draft, replace bool) error {
-	if replace {
-		if err := w.unindex(ctx, rid, id); err != nil {
+// index writes a record's links and search text. The search text is keyed
+// by seq, the record's position in the change order, so that a search reads
+// in change order (see listQuery); oldSeq, when not 0, is the position of
+// the text to replace.
+func (w *recordTx) index(ctx context.Context, c *runmerge.Collection, id string, seq, oldSeq int64, d *draft) error {
+	if oldSeq != 0 {
+		if err := w.unindex(ctx, id, oldSeq); err != nil {
 			return err
 		}
 	}
@@ -914,7 +903,7 @@ func (w *recordTx) index(ctx context.Context, c *runmerge.Collection, rid int64,
 	}
 	if d.index.SearchText != "" {
 		if _, err := w.tx.ExecContext(ctx, `INSERT INTO records_fts (rowid, text) VALUES (?, ?)`,
-			rid, d.index.SearchText); err != nil {
+			seq, d.index.SearchText); err != nil {
 			return wrapErr(err, "index %s %s", c.Name, id)
 		}
 	}
@@ -922,11 +911,11 @@ func (w *recordTx) index(ctx context.Context, c *runmerge.Collection, rid int64,
 }
 
 // unindex removes the links a record declared and its search text.
-func (w *recordTx) unindex(ctx context.Context, rid int64, id string) error {
+func (w *recordTx) unindex(ctx context.Context, id string, seq int64) error {
 	if _, err := w.tx.ExecContext(ctx, `DELETE FROM links WHERE owner_id = ?`, id); err != nil {
 		return wrapErr(err, "unlink %s", id)
 	}
-	if _, err := w.tx.ExecContext(ctx, `DELETE FROM records_fts WHERE rowid = ?`, rid); err != nil {
+	if _, err := w.tx.ExecContext(ctx, `DELETE FROM records_fts WHERE rowid = ?`, seq); err != nil {
 		return wrapErr(err, "unindex %s", id)
 	}
 	return nil

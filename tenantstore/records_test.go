@@ -3,6 +3,7 @@ package tenantstore
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -217,9 +218,9 @@ func (bt *bigTenant) documentedFilters() []filterCase {
 			rare = `"day"* "pass"*`
 		}
 		// A search that selects few records runs first, and the list looks
-		// its records up by rowid.
-		add("q", "records_fts|INTEGER PRIMARY KEY (rowid=?)", RecordFilter{Query: rare})
-		add("q common word", "records_fts|INTEGER PRIMARY KEY (rowid=?)", RecordFilter{Query: `"` + word + `"*`})
+		// its records up by position; a broad one is read in change order.
+		add("q", "records_fts|(seq=?)", RecordFilter{Query: rare})
+		add("q common word", "records_fts|(seq=?)", RecordFilter{Query: `"` + word + `"*`})
 	}
 	return out
 }
@@ -305,4 +306,101 @@ func explain(tb testing.TB, bt *bigTenant, query string, args ...any) string {
 		tb.Fatal(err)
 	}
 	return b.String()
+}
+
+// TestSearchIndexRebuiltByMigration makes a tenant file as schema version 1
+// left it, its search text keyed by row id, and checks that opening it
+// migrates the index so that every record is found again by its names and
+// e-mail, and by nothing it does not hold.
+func TestSearchIndexRebuiltByMigration(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	admin := &runmerge.Principal{Role: runmerge.RoleAdmin}
+	pool, err := NewPool(PoolConfig{Dir: dir, MaxOpen: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pool.Create(ctx, "old"); err != nil {
+		t.Fatal(err)
+	}
+	lease, err := pool.Acquire(ctx, "old")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bodies := map[string]map[string]any{
+		runmerge.CollectionPeople: {"firstName": "Grace", "lastName": "Hopper", "email": "grace@navy.example"},
+		runmerge.CollectionEvents: {"name": "Compiler Summit", "startDate": "2026-05-01T09:00:00Z",
+			"endDate": "2026-05-01T10:00:00Z"},
+		runmerge.CollectionTickets:  {"ticketType": "Backstage", "price": 1, "currency": "EUR", "status": "ok"},
+		runmerge.CollectionSponsors: {"name": "Cobol Foundation"},
+	}
+	ids := map[string]string{}
+	for coll, body := range bodies {
+		c, _ := runmerge.CollectionByName(coll)
+		r, err := lease.DB().CreateRecord(ctx, admin, c, body, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[coll] = r.ID
+	}
+	// A deleted record must not come back into the index.
+	c, _ := runmerge.CollectionByName(runmerge.CollectionPeople)
+	gone, err := lease.DB().CreateRecord(ctx, admin, c, map[string]any{"firstName": "Ada",
+		"lastName": "Lovelace", "email": "ada@example.com"}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lease.DB().DeleteRecord(ctx, admin, c, gone.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	lease.Release()
+	if err := pool.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// What version 1 wrote: the index keyed by rid, with unrelated words.
+	db, err := connect(filepath.Join(dir, "old.db"), Options{}.withDefaults(), modeWrite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`INSERT INTO records_fts (records_fts) VALUES ('delete-all')`,
+		`INSERT INTO records_fts (rowid, text) SELECT rid, 'stale words' FROM records`,
+		`PRAGMA user_version = 1`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db.Close()
+
+	pool, err = NewPool(PoolConfig{Dir: dir, MaxOpen: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close(ctx)
+	lease, err = pool.Acquire(ctx, "old")
+	if err != nil {
+		t.Fatalf("open a version 1 file: %v", err)
+	}
+	defer lease.Release()
+	for coll, words := range map[string][]string{
+		runmerge.CollectionPeople:   {"grace", "hopper", "navy", "grace@navy.example"},
+		runmerge.CollectionEvents:   {"compiler", "summit"},
+		runmerge.CollectionTickets:  {"backstage"},
+		runmerge.CollectionSponsors: {"cobol", "foundation"},
+	} {
+		c, _ := runmerge.CollectionByName(coll)
+		for _, w := range append(words, "stale", "ada") {
+			q := `"` + strings.Join(strings.FieldsFunc(w, func(r rune) bool { return r == '@' || r == '.' }), `"* "`) + `"*`
+			list, _, err := lease.DB().ListRecords(ctx, admin, RecordFilter{Collection: c, Query: q, Limit: 10})
+			if err != nil {
+				t.Fatalf("%s q=%s: %v", coll, q, err)
+			}
+			found := len(list) == 1 && list[0].ID == ids[coll]
+			if want := w != "stale" && w != "ada"; found != want || (!want && len(list) > 0) {
+				t.Errorf("%s q=%s after migration: %d records, want found=%v", coll, q, len(list), want)
+			}
+		}
+	}
 }
