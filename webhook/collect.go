@@ -201,7 +201,10 @@ func (c *collector) findChanged(ctx context.Context, now time.Time) {
 // waiting.
 func (c *collector) round() bool {
 	ctx := c.d.sendCtx
+	start := time.Now()
+	defer func() { c.d.stats.collectNanos.Add(int64(time.Since(start))) }()
 	ids := c.takeDirty(collectTenants)
+	c.d.stats.tenantReads.Add(int64(len(ids)))
 	more := false
 	batch := &tenantstore.ChangeBatch{Cursors: make(map[string]tenantstore.FeedCursor)}
 	var events []*Event
@@ -291,6 +294,7 @@ func (c *collector) round() bool {
 	c.d.log.Debug("change events logged", "count", len(events), "deliveries", len(claims),
 		"position", c.d.hub.last)
 	c.d.stats.logged.Add(int64(len(events)))
+	c.d.stats.rounds.Add(1)
 	for _, id := range revoked {
 		c.d.disableWebhook(id, "the key that created it was revoked or has expired")
 	}

@@ -617,6 +617,7 @@ func endpointOf(raw string) string {
 // counters are the dispatcher's running totals.
 type counters struct {
 	logged, succeeded, failed, retried atomic.Int64
+	rounds, tenantReads, collectNanos  atomic.Int64
 }
 
 // Stats is a snapshot of the dispatcher's work, for metrics.
@@ -628,6 +629,10 @@ type Stats struct {
 	Queued    int   // deliveries waiting in memory for a worker
 	InFlight  int   // delivery attempts under way
 	Position  int64 // the latest change log position
+
+	Rounds      int64         // collection rounds that logged something
+	TenantReads int64         // reads of tenant files for new changes
+	CollectTime time.Duration // time spent in collection rounds
 }
 
 // Stats returns a snapshot of the dispatcher's counters.
@@ -641,6 +646,10 @@ func (d *Dispatcher) Stats() Stats {
 		Queued:    queued,
 		InFlight:  active,
 		Position:  d.Position(),
+
+		Rounds:      d.stats.rounds.Load(),
+		TenantReads: d.stats.tenantReads.Load(),
+		CollectTime: time.Duration(d.stats.collectNanos.Load()),
 	}
 }
 
