@@ -370,7 +370,8 @@ func (c *Catalog) RetryDelivery(ctx context.Context, webhookID, id string) (*Del
 // ClaimDueDeliveries marks up to limit pending deliveries that are due at
 // now, and whose webhook is active and not in skip, as held by this server,
 // and returns them, the longest due first.
-func (c *Catalog) ClaimDueDeliveries(ctx context.Context, now time.Time, skip []string, limit int) ([]*Delivery, error) {
+func (c *Catalog) ClaimDueDeliveries(ctx context.Context, now time.Time, skip []string,
+	limit int) ([]*Delivery, error) {
 	q := `UPDATE webhook_deliveries SET claimed = 1 WHERE id IN (
 		SELECT d.id FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
 		WHERE d.status = 'pending' AND d.claimed = 0 AND d.next_attempt_at <= ? AND w.status = 'active'`
@@ -726,7 +727,8 @@ func scanLoggedChange(s scanner) (*LoggedChange, error) {
 
 // ChangeLogAfter returns up to limit change log entries after position
 // gseq, of tenant tenantID only when it is not empty.
-func (c *Catalog) ChangeLogAfter(ctx context.Context, gseq int64, tenantID string, limit int) ([]*LoggedChange, error) {
+func (c *Catalog) ChangeLogAfter(ctx context.Context, gseq int64, tenantID string,
+	limit int) ([]*LoggedChange, error) {
 	q := `SELECT ` + loggedChangeColumns + ` FROM change_log WHERE gseq > ?`
 	args := []any{gseq}
 	if tenantID != "" {

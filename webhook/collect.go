@@ -302,7 +302,8 @@ func (c *collector) round() bool {
 }
 
 // readTenant adds tenant id's changes after its feed's cursor to batch.
-func (c *collector) readTenant(ctx context.Context, id string, batch *tenantstore.ChangeBatch, events *[]*Event) (int, error) {
+func (c *collector) readTenant(ctx context.Context, id string, batch *tenantstore.ChangeBatch,
+	events *[]*Event) (int, error) {
 	st, err := c.feed(ctx, id)
 	if err != nil || st == nil {
 		return 0, err
@@ -397,7 +398,8 @@ func (c *collector) feed(ctx context.Context, id string) (*feedState, error) {
 // to. A file replaced since (an import, a restore) holds other changes
 // there, or fewer; the feed then moves to the end of the new file, whose
 // changes are history rather than news.
-func (c *collector) verify(ctx context.Context, db *tenantstore.DB, st *feedState, batch *tenantstore.ChangeBatch) error {
+func (c *collector) verify(ctx context.Context, db *tenantstore.DB, st *feedState,
+	batch *tenantstore.ChangeBatch) error {
 	if st.cursor.Seq == 0 {
 		st.verified = true
 		return nil
@@ -450,7 +452,8 @@ type claim struct {
 // hears it, reserving room in memory for those it can send at once. It
 // returns the webhooks whose owner may no longer read anything, and the
 // reservations.
-func (c *collector) fanOut(ctx context.Context, batch *tenantstore.ChangeBatch, events []*Event) ([]string, []claim, error) {
+func (c *collector) fanOut(ctx context.Context, batch *tenantstore.ChangeBatch,
+	events []*Event) ([]string, []claim, error) {
 	hooks, err := c.d.hooks.get(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -488,7 +491,8 @@ func (c *collector) fanOut(ctx context.Context, batch *tenantstore.ChangeBatch, 
 
 // handOver gives the scheduler the deliveries it reserved room for, once
 // the batch has committed (committed), or gives the room back.
-func (c *collector) handOver(claims []claim, batch *tenantstore.ChangeBatch, events []*Event, committed bool) {
+func (c *collector) handOver(claims []claim, batch *tenantstore.ChangeBatch, events []*Event,
+	committed bool) {
 	for _, cl := range claims {
 		if !committed || !cl.delivery.Created {
 			c.d.sched.unreserve(cl.endpoint)

@@ -393,7 +393,8 @@ func describeSendError(err error, timeout time.Duration) error {
 	case errors.Is(err, context.Canceled):
 		return err
 	case errors.Is(err, ErrAddressRefused):
-		return errors.New("the receiver's address is loopback, private, link-local or reserved, and is not allowed")
+		return errors.New("the receiver's address is loopback, private, link-local or reserved, " +
+			"and is not allowed")
 	case errors.As(err, &ne) && ne.Timeout():
 		return fmt.Errorf("the receiver did not answer within %s", timeout)
 	}

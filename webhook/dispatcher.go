@@ -479,7 +479,8 @@ type WebhookInput struct {
 
 // CreateWebhook checks in and stores a webhook owned by owner. It returns
 // the webhook and its signing secret, which is never available again.
-func (d *Dispatcher) CreateWebhook(ctx context.Context, owner *runmerge.Principal, in WebhookInput) (*tenantstore.Webhook, string, error) {
+func (d *Dispatcher) CreateWebhook(ctx context.Context, owner *runmerge.Principal,
+	in WebhookInput) (*tenantstore.Webhook, string, error) {
 	if err := d.guard.CheckURL(ctx, in.URL, "/url"); err != nil {
 		return nil, "", err
 	}
@@ -535,7 +536,8 @@ func CheckEventTypes(types []string, pointer string) error {
 }
 
 // UpdateWebhook checks and applies upd to webhook id.
-func (d *Dispatcher) UpdateWebhook(ctx context.Context, id string, upd tenantstore.WebhookUpdate) (*tenantstore.Webhook, error) {
+func (d *Dispatcher) UpdateWebhook(ctx context.Context, id string,
+	upd tenantstore.WebhookUpdate) (*tenantstore.Webhook, error) {
 	if upd.URL != nil {
 		if err := d.guard.CheckURL(ctx, *upd.URL, "/url"); err != nil {
 			return nil, err
@@ -570,7 +572,8 @@ func (d *Dispatcher) DeleteWebhook(ctx context.Context, id string) error {
 
 // RetryDelivery sends delivery deliveryID of webhook webhookID again as
 // soon as a worker is free. A disabled webhook must be enabled first.
-func (d *Dispatcher) RetryDelivery(ctx context.Context, webhookID, deliveryID string) (*tenantstore.Delivery, error) {
+func (d *Dispatcher) RetryDelivery(ctx context.Context, webhookID,
+	deliveryID string) (*tenantstore.Delivery, error) {
 	w, err := d.catalog.Webhook(ctx, webhookID)
 	if err != nil {
 		return nil, err

@@ -115,7 +115,8 @@ func (d *Dispatcher) Updated() <-chan struct{} {
 // sees each event before its body is read; it is where a stream applies
 // its key's permissions and filters. Events whose body is gone (pruned, or
 // their tenant deleted) are skipped.
-func (d *Dispatcher) EventsAfter(ctx context.Context, pos int64, tenantID string, keep func(*Event) bool, limit int) ([]*Event, int64, error) {
+func (d *Dispatcher) EventsAfter(ctx context.Context, pos int64, tenantID string,
+	keep func(*Event) bool, limit int) ([]*Event, int64, error) {
 	if recent, ok := d.hub.after(pos, 4*limit); ok {
 		var out []*Event
 		for _, e := range recent {

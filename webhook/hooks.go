@@ -95,8 +95,8 @@ func (c *hookCache) load(ctx context.Context) (*hookSet, error) {
 	set := &hookSet{byID: make(map[string]*hookState, len(list)), byTenant: make(map[string][]*hookState)}
 	for _, w := range list {
 		h := &hookState{Webhook: w, endpoint: endpointOf(w.URL)}
-		if old := c.set; old != nil && old.byID[w.ID] != nil && old.byID[w.ID].SealedSecret == w.SealedSecret {
-			h.secret, h.secretErr = old.byID[w.ID].secret, old.byID[w.ID].secretErr
+		if old := c.prev(w.ID); old != nil && old.SealedSecret == w.SealedSecret {
+			h.secret, h.secretErr = old.secret, old.secretErr
 		} else {
 			h.secret, h.secretErr = c.d.box.Open(w.ID, w.SealedSecret)
 		}
@@ -104,6 +104,14 @@ func (c *hookCache) load(ctx context.Context) (*hookSet, error) {
 		set.byTenant[w.TenantID] = append(set.byTenant[w.TenantID], h)
 	}
 	return set, nil
+}
+
+// prev returns webhook id as last read, or nil.
+func (c *hookCache) prev(id string) *hookState {
+	if c.set == nil {
+		return nil
+	}
+	return c.set.byID[id]
 }
 
 // ownerTTL is how long a key's state is trusted before it is read again.

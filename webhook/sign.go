@@ -73,7 +73,8 @@ func BodySignature(secret string, body []byte) (string, error) {
 // header must hold a v1 signature of msgID, timestamp and body under
 // secret, and the timestamp must be within tolerance of now (0 skips that
 // check). It compares in constant time.
-func Verify(secret, msgID, timestamp, signatures string, body []byte, now time.Time, tolerance time.Duration) error {
+func Verify(secret, msgID, timestamp, signatures string, body []byte, now time.Time,
+	tolerance time.Duration) error {
 	ts, err := strconv.ParseInt(timestamp, 10, 64)
 	if err != nil {
 		return errors.New("webhook: malformed timestamp")
