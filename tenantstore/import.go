@@ -186,6 +186,9 @@ func prepareImport(ctx context.Context, path string, o Options) (*ImportResult, 
 	if err := checkSchema(ctx, db, h.userVersion); err != nil {
 		return nil, err
 	}
+	if err := checkContents(ctx, db); err != nil {
+		return nil, err
+	}
 
 	res := &ImportResult{FromVersion: h.userVersion}
 	if hasManifest(ctx, db) {
@@ -206,6 +209,26 @@ func prepareImport(ctx context.Context, path string, o Options) (*ImportResult, 
 		return nil, err
 	}
 	return res, db.Close()
+}
+
+// checkContents refuses a file whose rows the server could not read back:
+// record and change event documents that are not JSON objects, lists of
+// event ids that are not JSON arrays. integrity_check vouches for the
+// file's structure, not for what the rows say.
+func checkContents(ctx context.Context, db *sql.DB) error {
+	var bad int
+	err := db.QueryRowContext(ctx, `SELECT
+		(SELECT count(*) FROM records WHERE json_type(data) IS NOT 'object'
+			OR (raw_data IS NOT NULL AND json_valid(raw_data) = 0))
+		+ (SELECT count(*) FROM changes WHERE json_type(data) IS NOT 'object'
+			OR json_type(event_ids) IS NOT 'array')`).Scan(&bad)
+	if err != nil {
+		return refuse("its records cannot be read")
+	}
+	if bad > 0 {
+		return refuse("%d of its records or change events are not well-formed", bad)
+	}
+	return nil
 }
 
 // hasManifest reports whether the file behind q is an export with a manifest.
