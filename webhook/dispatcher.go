@@ -89,10 +89,12 @@ func (c Config) withDefaults() Config {
 		c.RetrySchedule = DefaultRetrySchedule
 	}
 	if c.Workers <= 0 {
-		c.Workers = 64
+		c.Workers = 128
 	}
 	if c.PerEndpoint <= 0 {
-		c.PerEndpoint = min(8, c.Workers)
+		// Enough for one receiver answering in a few milliseconds to take
+		// thousands of changes a second, and an eighth of the workers.
+		c.PerEndpoint = max(1, min(16, c.Workers/8))
 	}
 	if c.Timeout <= 0 {
 		c.Timeout = 15 * time.Second

@@ -136,7 +136,7 @@ var defaults = map[string]any{
 	"metrics.enabled":            true,
 	"webhooks.allow_private":     false,
 	"webhooks.retry_schedule":    "5s,1m,5m,30m,2h,6h,12h,24h",
-	"webhooks.workers":           64,
+	"webhooks.workers":           128,
 	"stream.max_per_key":         5,
 	"changes.retention":          "168h",
 	"backup.dir":                 "",
