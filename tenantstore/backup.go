@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -178,9 +179,12 @@ func (b *Backups) RunCycle(ctx context.Context) (*CycleResult, error) {
 
 // backupState is what the scheduler keeps between cycles, in state.json.
 type backupState struct {
-	// Since is when the last cycle that snapshotted every changed tenant
-	// began: tenants that changed before it have a snapshot since.
+	// Since is when the last cycle that ran to its end began: tenants that
+	// changed before it have a snapshot since, but those in Retry.
 	Since time.Time `json:"since"`
+
+	// Retry lists the tenants whose snapshot failed in that cycle.
+	Retry []string `json:"retry,omitempty"`
 }
 
 // cycle snapshots every tenant that changed since its last snapshot. With
@@ -197,7 +201,7 @@ func (b *Backups) cycle(ctx context.Context, spread bool) (*CycleResult, error) 
 	if err != nil {
 		return nil, err
 	}
-	due, err := b.due(ctx, st.Since)
+	due, err := b.due(ctx, st)
 	if err != nil {
 		return nil, err
 	}
@@ -218,20 +222,27 @@ func (b *Backups) cycle(ctx context.Context, spread bool) (*CycleResult, error) 
 		if ctx.Err() != nil {
 			return res, ctx.Err()
 		}
-		if _, err := b.snapshotWithRetries(ctx, id); err != nil {
-			if ctx.Err() != nil {
-				return res, ctx.Err()
-			}
+		_, err := b.snapshotWithRetries(ctx, id)
+		switch {
+		case ctx.Err() != nil:
+			// Interrupted: the state stays, so the next cycle looks again.
+			return res, ctx.Err()
+		case runmerge.ErrorCode(err) == runmerge.ENOTFOUND:
+			// Deleted meanwhile: nothing to back up.
+		case err != nil:
 			res.Failed[id] = err.Error()
-		} else {
+		default:
 			res.Snapshots = append(res.Snapshots, id)
 		}
 		b.pending.Add(-1)
 	}
-	if len(res.Failed) == 0 {
-		if err := b.saveState(backupState{Since: start}); err != nil {
-			return res, err
-		}
+	next := backupState{Since: start}
+	for id := range res.Failed {
+		next.Retry = append(next.Retry, id)
+	}
+	sort.Strings(next.Retry)
+	if err := b.saveState(next); err != nil {
+		return res, err
 	}
 	if len(due) > 0 {
 		b.log.Info("backup cycle done", "snapshots", len(res.Snapshots), "failed", len(res.Failed),
@@ -240,13 +251,19 @@ func (b *Backups) cycle(ctx context.Context, spread bool) (*CycleResult, error) 
 	return res, nil
 }
 
-// due returns the tenants that changed since their last snapshot, among
-// those that changed since since (less a margin).
-func (b *Backups) due(ctx context.Context, since time.Time) ([]string, error) {
+// due returns the tenants whose snapshot failed in the last cycle, and
+// those that changed since their last snapshot among the tenants that
+// changed since that cycle began (less a margin).
+func (b *Backups) due(ctx context.Context, st backupState) ([]string, error) {
+	since := st.Since
 	if !since.IsZero() {
 		since = since.Add(-backupMargin)
 	}
-	var due []string
+	due := slices.Clone(st.Retry)
+	retry := make(map[string]bool, len(st.Retry))
+	for _, id := range st.Retry {
+		retry[id] = true
+	}
 	var after *TenantChange
 	for {
 		page, err := b.store.Catalog.TenantsChangedSince(ctx, since, after, 1000)
@@ -254,6 +271,9 @@ func (b *Backups) due(ctx context.Context, since time.Time) ([]string, error) {
 			return nil, err
 		}
 		for _, tc := range page {
+			if retry[tc.TenantID] {
+				continue
+			}
 			last, err := latestSnapshot(b.cfg.Dir, tc.TenantID)
 			if err != nil {
 				// Try the snapshot anyway: it fails, and is counted and

@@ -222,11 +222,19 @@ func TestBackupRetriesFailures(t *testing.T) {
 	if st := b.Stats(); st.Failures != 1 || st.Retries != 1 {
 		t.Errorf("stats = %+v, want 1 failure after 1 retry", st)
 	}
-	// The next cycle tries again, and succeeds once the fault is gone.
+	// The next cycle tries again while the fault lasts, without acme
+	// changing, and succeeds once the fault is gone.
+	res, err = b.RunCycle(ctx)
+	if err != nil || len(res.Failed) != 1 {
+		t.Fatalf("second cycle: %+v, %v; want acme failed again", res, err)
+	}
 	os.Remove(filepath.Join(dir, "acme"))
 	res, err = b.RunCycle(ctx)
 	if err != nil || len(res.Snapshots) != 1 {
-		t.Errorf("second cycle: %+v, %v; want acme snapshotted", res, err)
+		t.Errorf("third cycle: %+v, %v; want acme snapshotted", res, err)
+	}
+	if res, err := b.RunCycle(ctx); err != nil || len(res.Snapshots)+len(res.Failed) != 0 {
+		t.Errorf("fourth cycle: %+v, %v; want nothing to do", res, err)
 	}
 }
 

@@ -307,9 +307,9 @@ func (s *Store) tempDir() (string, error) {
 	return dir, nil
 }
 
-// TempFile returns the path of a new, empty-named temporary file in the
-// data directory (nothing is created there), for an export or an upload.
-// Temporary files left behind by a crash are removed after a day.
+// TempFile returns a new, unused path for a temporary file in the data
+// directory, for an export or an upload; no file is left there. Temporary
+// files left behind by a crash are removed after a day.
 func (s *Store) TempFile(prefix string) (string, error) {
 	dir, err := s.tempDir()
 	if err != nil {

@@ -352,10 +352,15 @@ func (s *Store) swapIn(ctx context.Context, id, tmp string, res *ImportResult) e
 	if _, err := s.Catalog.Tenant(ctx, id); runmerge.ErrorCode(err) == runmerge.ENOTFOUND {
 		now := runmerge.Now()
 		t := &runmerge.Tenant{ID: id, Name: name, Status: runmerge.TenantActive, CreatedAt: now, UpdatedAt: now}
-		if err := s.Catalog.CreateTenant(ctx, t); err != nil {
+		err := s.Catalog.CreateTenant(ctx, t)
+		switch {
+		case runmerge.ErrorCode(err) == runmerge.ECONFLICT:
+			// Created meanwhile, by another import say: replace it.
+		case err != nil:
 			return err
+		default:
+			res.Created = true
 		}
-		res.Created = true
 	} else if err != nil {
 		return err
 	}
