@@ -476,7 +476,9 @@ func TestRecordIdempotency(t *testing.T) {
 		}
 		slow <- r
 	}()
-	time.Sleep(300 * time.Millisecond)
+	// Time for the first to reach the locked file, well inside the server's
+	// 5 s busy timeout, even on a loaded machine.
+	time.Sleep(time.Second)
 	a.post(t, "/v1/people?tenantId=acme", mustJSON(t, validBody("people", 9)), "Idempotency-Key", "slow").
 		problem(t, 409, "request_in_progress")
 	unlock()
