@@ -1223,8 +1223,10 @@ func TestRecordPagingWhileWriting(t *testing.T) {
 					last := pg.Data[len(pg.Data)-1]["updatedAt"].(string)
 					path = "/v1/people?tenantId=acme&limit=7&updatedAfter=" + url.QueryEscape(last)
 				}
-				// Let the writer get ahead now and then.
-				if pages%5 == 0 {
+				// Keep the writer busy between pages: at least one write for
+				// every two pages, however slow the machine.
+				for deadline := time.Now().Add(time.Second); writes.Load() < int64(pages/2) &&
+					time.Now().Before(deadline); {
 					time.Sleep(time.Millisecond)
 				}
 			}
