@@ -19,7 +19,8 @@ import (
 	"github.com/runmerge/runmerge/tenantstore"
 )
 
-// authenticator turns key secrets into principals. Keys seen recently are
+// authenticator turns key secrets into principals, and knows the tenants
+// they work on. Keys seen recently are
 // cached by hash, so that a request with a known key costs a hash and a map
 // lookup. The cache is emptied whenever a key changes in this process, and
 // within a poll interval when the catalog changes under it (the CLI
@@ -31,6 +32,11 @@ type authenticator struct {
 	hasRootKey  bool
 
 	cache *lru.Cache[string, *runmerge.Key] // by hex hash
+
+	// tenants caches tenants by id, so that the check that a data
+	// request's tenant exists and is not suspended costs no query. It is
+	// emptied with the key cache.
+	tenants *lru.Cache[string, *runmerge.Tenant]
 
 	// gen counts the times the cache was emptied. A lookup that started
 	// before the latest forget may have read a key as it was before a
@@ -52,10 +58,12 @@ const authPollInterval = time.Second
 
 func newAuthenticator(catalog *tenantstore.Catalog, rootKey string, log *slog.Logger) *authenticator {
 	cache, _ := lru.New[string, *runmerge.Key](10000)
+	tenants, _ := lru.New[string, *runmerge.Tenant](10000)
 	a := &authenticator{
 		catalog: catalog,
 		log:     log,
 		cache:   cache,
+		tenants: tenants,
 		used:    make(map[string]time.Time),
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
@@ -124,6 +132,27 @@ func (a *authenticator) forget() {
 	defer a.cacheMu.Unlock()
 	a.gen++
 	a.cache.Purge()
+	a.tenants.Purge()
+}
+
+// tenant returns tenant id from the cache or the catalog.
+func (a *authenticator) tenant(ctx context.Context, id string) (*runmerge.Tenant, error) {
+	if t, ok := a.tenants.Get(id); ok {
+		return t, nil
+	}
+	a.cacheMu.Lock()
+	gen := a.gen
+	a.cacheMu.Unlock()
+	t, err := a.catalog.Tenant(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	a.cacheMu.Lock()
+	if a.gen == gen {
+		a.tenants.Add(id, t)
+	}
+	a.cacheMu.Unlock()
+	return t, nil
 }
 
 // watch empties the cache whenever the catalog changes and writes

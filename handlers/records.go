@@ -50,7 +50,7 @@ func (s *Server) tenantFor(c echo.Context, q query) (*tenantstore.Lease, error) 
 	}
 	c.Set(ctxTenantID, id)
 	ctx := c.Request().Context()
-	t, err := s.store.Catalog.Tenant(ctx, id)
+	t, err := s.auth.tenant(ctx, id)
 	if err != nil {
 		return nil, err
 	}

@@ -219,6 +219,8 @@ func (s *Server) updateTenant(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	// A suspension takes effect on the next request.
+	s.auth.forget()
 	return c.JSON(http.StatusOK, newTenantJSON(t))
 }
 
