@@ -154,8 +154,9 @@ func exportOperations() map[string]obj {
 				"200": obj{
 					"description": "The tenant's file.",
 					"headers": obj{
-						"X-Request-Id":        requestIDHeader(),
-						"Content-Disposition": header("attachment; filename=<id>-<time>.db", obj{"type": "string"}),
+						"X-Request-Id": requestIDHeader(),
+						"Content-Disposition": header("attachment; filename=<id>-<time>.db",
+							obj{"type": "string"}),
 						"X-Runmerge-Schema-Version": header("The schema version of the file.",
 							obj{"type": "integer"}),
 						"X-Runmerge-Last-Change": header("The position of the last change the "+

@@ -120,7 +120,8 @@ var (
 	poolCloseErrorsDesc = prometheus.NewDesc("runmerge_pool_close_errors_total",
 		"Closes of tenant files that failed.", nil, nil)
 	poolOpenSecondsDesc = prometheus.NewDesc("runmerge_pool_open_seconds_total",
-		"Time spent opening tenant files; divided by runmerge_pool_opens_total, the mean open latency.", nil, nil)
+		"Time spent opening tenant files; divided by runmerge_pool_opens_total, "+
+			"the mean open latency.", nil, nil)
 	poolWaitSecondsDesc = prometheus.NewDesc("runmerge_pool_lease_wait_seconds_total",
 		"Time acquires spent waiting for another's open of the same tenant, or for a close.", nil, nil)
 )

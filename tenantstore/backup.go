@@ -97,7 +97,9 @@ func (s *Store) NewBackups(cfg BackupConfig) (*Backups, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = s.log
 	}
-	return &Backups{store: s, cfg: cfg, log: cfg.Logger, stop: make(chan struct{}), done: make(chan struct{})}, nil
+	b := &Backups{store: s, cfg: cfg, log: cfg.Logger}
+	b.stop, b.done = make(chan struct{}), make(chan struct{})
+	return b, nil
 }
 
 // Start runs a cycle every interval until Close.

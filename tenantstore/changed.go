@@ -164,7 +164,8 @@ type TenantChange struct {
 // or after since, in order of that time and then id, starting after the
 // tenant after (the last one of the previous page; nil for the first).
 // Its cost is the tenants it returns, not the tenants there are.
-func (c *Catalog) TenantsChangedSince(ctx context.Context, since time.Time, after *TenantChange, limit int) ([]TenantChange, error) {
+func (c *Catalog) TenantsChangedSince(ctx context.Context, since time.Time, after *TenantChange,
+	limit int) ([]TenantChange, error) {
 	var rows *sql.Rows
 	var err error
 	if after == nil {

@@ -133,7 +133,8 @@ func checkFile(ctx context.Context, path string, o Options, quick bool) error {
 	case h.applicationID != tenantMigrations.applicationID:
 		return errors.New("not a Runmerge tenant file (wrong application_id)")
 	case h.userVersion > tenantMigrations.latest():
-		return fmt.Errorf("schema version %d is newer than this server knows (%d)", h.userVersion, tenantMigrations.latest())
+		return fmt.Errorf("schema version %d is newer than this server knows (%d)",
+			h.userVersion, tenantMigrations.latest())
 	}
 	if !quick {
 		return integrityCheck(ctx, db)

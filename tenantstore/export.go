@@ -144,7 +144,8 @@ func sealExport(ctx context.Context, path string, o Options, m Manifest) (*Manif
 		return nil, fmt.Errorf("read export header: %w", err)
 	}
 	m.SchemaVersion = h.userVersion
-	if err := db.QueryRowContext(ctx, `SELECT next - 1 FROM change_seq WHERE id = 1`).Scan(&m.LastChange); err != nil {
+	err = db.QueryRowContext(ctx, `SELECT next - 1 FROM change_seq WHERE id = 1`).Scan(&m.LastChange)
+	if err != nil {
 		return nil, fmt.Errorf("read export change position: %w", err)
 	}
 	if m.Records, m.Tombstones, err = countRecords(ctx, db); err != nil {

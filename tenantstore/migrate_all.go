@@ -50,7 +50,8 @@ type migrationResult struct {
 	err      error
 }
 
-func (s *Store) migrateAll(ctx context.Context, set *migrationSet, opts MigrateOptions) (*MigrateSummary, error) {
+func (s *Store) migrateAll(ctx context.Context, set *migrationSet, opts MigrateOptions) (
+	*MigrateSummary, error) {
 	if opts.Parallel <= 0 {
 		opts.Parallel = 2 * runtime.GOMAXPROCS(0)
 	}
@@ -98,7 +99,8 @@ func (s *Store) migrateAll(ctx context.Context, set *migrationSet, opts MigrateO
 // recordMigrations writes results to the catalog in batches as they come,
 // keeps the summary, and reports progress. An interrupted migration is
 // not recorded, so that the next run does it.
-func (s *Store) recordMigrations(results <-chan migrationResult, sum *MigrateSummary, progress func(int, int)) error {
+func (s *Store) recordMigrations(results <-chan migrationResult, sum *MigrateSummary,
+	progress func(int, int)) error {
 	const batchSize, batchAge = 256, 200 * time.Millisecond
 	var batch []migrationResult
 	var errs []error

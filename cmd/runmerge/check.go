@@ -34,7 +34,8 @@ It exits non-zero when any tenant fails.`,
 		},
 	}
 	cmd.Flags().IntVar(&opts.Parallel, "parallel", 0, "tenant files checked at once (default: the CPUs)")
-	cmd.Flags().BoolVar(&opts.Quick, "quick", false, "run PRAGMA quick_check, which skips comparing indexes with their tables")
+	cmd.Flags().BoolVar(&opts.Quick, "quick", false,
+		"run PRAGMA quick_check, which skips comparing indexes with their tables")
 	return cmd
 }
 

@@ -131,10 +131,12 @@ requests to try with it.`,
 			return closeWith(err, done)
 		},
 	}
-	cmd.Flags().IntVar(&tenants, "tenants", 3, fmt.Sprintf("demo tenants to create (1 to %d)", len(demoConferences)))
+	cmd.Flags().IntVar(&tenants, "tenants", 3,
+		fmt.Sprintf("demo tenants to create (1 to %d)", len(demoConferences)))
 	cmd.Flags().IntVar(&attendees, "attendees", 60, "attendees per conference")
 	cmd.Flags().StringVar(&prefix, "prefix", "demo-", "prefix of the demo tenants' ids")
-	cmd.Flags().StringVar(&role, "role", runmerge.RoleAdmin, "role of the printed platform key: admin or read_only")
+	cmd.Flags().StringVar(&role, "role", runmerge.RoleAdmin,
+		"role of the printed platform key: admin or read_only")
 	cmd.Flags().StringVar(&expiresIn, "expires-in", "720h", "lifetime of the printed key")
 	return cmd
 }
@@ -211,7 +213,8 @@ func (c demoCounts) String() string {
 
 // fill writes the conference into tenant id through the record API, as a
 // platform admin, so that every record is validated as the API would.
-func (d *demoBuilder) fill(ctx context.Context, store *tenantstore.Store, id string, attendees int) (demoCounts, error) {
+func (d *demoBuilder) fill(ctx context.Context, store *tenantstore.Store, id string, attendees int) (
+	demoCounts, error) {
 	l, err := store.Pool.Acquire(ctx, id)
 	if err != nil {
 		return nil, err
@@ -334,22 +337,24 @@ func (d *demoBuilder) event(day1 time.Time) map[string]any {
 	c := d.conf
 	src, rid := d.remote("event")
 	return map[string]any{
-		"name":        c.name,
-		"description": fmt.Sprintf("Two days of talks, workshops and an expo floor on %s, in %s.", strings.ToLower(c.category), c.city),
-		"startDate":   day1.Format(time.RFC3339),
-		"endDate":     day1.AddDate(0, 0, 1).Add(9 * time.Hour).Format(time.RFC3339),
-		"timeZone":    c.timeZone,
-		"location":    c.city + ", " + c.country,
-		"venue":       []any{map[string]any{"name": c.venue, "address": d.address(), "capacity": 2500}},
-		"category":    c.category,
-		"capacity":    2000,
-		"status":      "Upcoming",
+		"name": c.name,
+		"description": fmt.Sprintf("Two days of talks, workshops and an expo floor on %s, in %s.",
+			strings.ToLower(c.category), c.city),
+		"startDate": day1.Format(time.RFC3339),
+		"endDate":   day1.AddDate(0, 0, 1).Add(9 * time.Hour).Format(time.RFC3339),
+		"timeZone":  c.timeZone,
+		"location":  c.city + ", " + c.country,
+		"venue":     []any{map[string]any{"name": c.venue, "address": d.address(), "capacity": 2500}},
+		"category":  c.category,
+		"capacity":  2000,
+		"status":    "Upcoming",
 		"socialMedia": []any{
 			map[string]any{"platform": "mastodon", "url": "https://social." + c.domain + "/@" + c.tenant},
 			map[string]any{"platform": "linkedin", "url": "https://www.linkedin.com/company/" + c.tenant},
 		},
 		"sourceId": src, "remoteId": rid,
-		"sourceRawData": map[string]any{"crmStage": "published", "budgetCode": fmt.Sprintf("EV-%d", 1000+d.rng.IntN(9000))},
+		"sourceRawData": map[string]any{"crmStage": "published",
+			"budgetCode": fmt.Sprintf("EV-%d", 1000+d.rng.IntN(9000))},
 	}
 }
 
@@ -359,7 +364,8 @@ func (d *demoBuilder) sessions(day1 time.Time, event string) []map[string]any {
 		day := i / 8
 		slot := i % 8 / len(demoTracks)
 		track := i % len(demoTracks)
-		start := day1.AddDate(0, 0, day).Add(time.Duration(slot)*90*time.Minute + time.Duration(track)*15*time.Minute)
+		offset := time.Duration(slot)*90*time.Minute + time.Duration(track)*15*time.Minute
+		start := day1.AddDate(0, 0, day).Add(offset)
 		length := 45 * time.Minute
 		if strings.HasPrefix(title, "Workshop") {
 			length = 90 * time.Minute
@@ -402,7 +408,8 @@ func (d *demoBuilder) person(typ, event string, links map[string][]string) map[s
 		"industry": d.pick(demoIndustries),
 		"address":  map[string]any{"city": d.conf.city, "country": d.conf.country},
 		"customFields": []any{map[string]any{"key": "dietary", "fieldName": "Dietary requirements",
-			"fieldType": "enum", "fieldValue": []string{"none", "vegetarian", "vegan", "gluten-free"}[d.rng.IntN(4)]}},
+			"fieldType":  "enum",
+			"fieldValue": []string{"none", "vegetarian", "vegan", "gluten-free"}[d.rng.IntN(4)]}},
 		"relationships": rel,
 		"sourceId":      src, "remoteId": rid,
 	}
@@ -423,7 +430,8 @@ func (d *demoBuilder) speakers(event string, sessions []string) []map[string]any
 		talks := sessions[i:min(i+2, len(sessions))]
 		p := d.person("Speaker", event, map[string][]string{"linkedSessionIds": talks})
 		p["socialMedia"] = []any{map[string]any{"platform": "github",
-			"url": "https://github.com/" + slug(p["lastName"].(string)), "userId": slug(p["lastName"].(string))}}
+			"url":    "https://github.com/" + slug(p["lastName"].(string)),
+			"userId": slug(p["lastName"].(string))}}
 		out = append(out, p)
 	}
 	return out
@@ -448,7 +456,8 @@ func (d *demoBuilder) exhibitors(event string) []map[string]any {
 			"name": e.name, "description": e.pitch, "industry": e.industry,
 			"website": "https://www." + host,
 			"contactPeople": []any{map[string]any{"name": d.pick(demoFirstNames) + " " + d.pick(demoLastNames),
-				"email": "booth@" + host, "phone": fmt.Sprintf("+44 20 7946 %04d", d.rng.IntN(10000)), "role": "Booth lead"}},
+				"email": "booth@" + host, "phone": fmt.Sprintf("+44 20 7946 %04d", d.rng.IntN(10000)),
+				"role": "Booth lead"}},
 			"booths": []any{map[string]any{"boothId": fmt.Sprintf("B%02d", 10+i), "location": "Expo hall",
 				"boothName": e.name, "capacity": 4 + d.rng.IntN(8)}},
 			"socialMediaLinks": []any{map[string]any{"platform": "linkedin",

@@ -38,7 +38,8 @@ customer, or load it elsewhere with runmerge import.`,
 			return closeWith(exportTenant(cmd, store, args[0], out, force), done)
 		},
 	}
-	cmd.Flags().StringVarP(&out, "output", "o", "", `the file to write; "-" for standard output (default ./ID-<time>.db)`)
+	cmd.Flags().StringVarP(&out, "output", "o", "",
+		`the file to write; "-" for standard output (default ./ID-<time>.db)`)
 	cmd.Flags().BoolVar(&force, "force", false, "replace the output file if it exists")
 	return cmd
 }

@@ -52,7 +52,8 @@ func migrateAll(cmd *cobra.Command, store *tenantstore.Store, parallel int) erro
 			bar.Set(done)
 		}
 	}
-	sum, err := store.MigrateAll(cmd.Context(), tenantstore.MigrateOptions{Parallel: parallel, Progress: progress})
+	opts := tenantstore.MigrateOptions{Parallel: parallel, Progress: progress}
+	sum, err := store.MigrateAll(cmd.Context(), opts)
 	if bar != nil {
 		bar.Finish()
 	}

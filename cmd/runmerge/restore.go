@@ -80,7 +80,8 @@ func listSnapshots(cmd *cobra.Command, dir, id string) error {
 // startBackups starts the backup scheduler of serve when backup.dir is set,
 // and adds its counters to srv's metrics. It returns nil when backups are
 // off; Close of a nil *tenantstore.Backups does nothing.
-func startBackups(cfg *Config, store *tenantstore.Store, srv *handlers.Server, log *slog.Logger) (*tenantstore.Backups, error) {
+func startBackups(cfg *Config, store *tenantstore.Store, srv *handlers.Server, log *slog.Logger) (
+	*tenantstore.Backups, error) {
 	if cfg.Backup.Dir == "" {
 		return nil, nil
 	}

@@ -160,7 +160,8 @@ func showTenant(cmd *cobra.Command, store *tenantstore.Store, cfg *Config, id st
 		fmt.Fprintf(w, "last change:\t%s\n", runmerge.FormatTime(at))
 	}
 	if ts, err := store.Catalog.TenantSchemaOf(ctx, id); err == nil {
-		fmt.Fprintf(w, "schema version:\t%d (this build writes %d)\n", ts.Version, tenantstore.TenantSchemaVersion())
+		fmt.Fprintf(w, "schema version:\t%d (this build writes %d)\n",
+			ts.Version, tenantstore.TenantSchemaVersion())
 		if ts.MigrateError != "" {
 			fmt.Fprintf(w, "migrate error:\t%s\n", ts.MigrateError)
 		}
