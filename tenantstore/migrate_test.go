@@ -48,12 +48,16 @@ func (c countingConn) PrepareContext(ctx context.Context, query string) (driver.
 	return c.Conn.(driver.ConnPrepareContext).PrepareContext(ctx, query)
 }
 
-func (c countingConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+func (c countingConn) QueryContext(
+	ctx context.Context, query string, args []driver.NamedValue,
+) (driver.Rows, error) {
 	statements.Add(1)
 	return c.Conn.(driver.QueryerContext).QueryContext(ctx, query, args)
 }
 
-func (c countingConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+func (c countingConn) ExecContext(
+	ctx context.Context, query string, args []driver.NamedValue,
+) (driver.Result, error) {
 	statements.Add(1)
 	return c.Conn.(driver.ExecerContext).ExecContext(ctx, query, args)
 }
@@ -110,7 +114,8 @@ func TestMigrateCurrentFileCostsOneQuery(t *testing.T) {
 		}
 	})
 	if n < 3 {
-		t.Errorf("migrating a new file ran %d statements, want a header read, a begin and the migrations", n)
+		t.Errorf("migrating a new file ran %d statements, "+
+			"want a header read, a begin and the migrations", n)
 	}
 }
 
@@ -126,7 +131,8 @@ func TestOpenCurrentFileTakesNoWriteLock(t *testing.T) {
 	}
 	defer other.Exec("ROLLBACK")
 
-	p := newTestPool(t, PoolConfig{Dir: dir, MaxOpen: 10, Options: Options{BusyTimeout: 10 * time.Millisecond}})
+	o := Options{BusyTimeout: 10 * time.Millisecond}
+	p := newTestPool(t, PoolConfig{Dir: dir, MaxOpen: 10, Options: o})
 	start := time.Now()
 	l := mustAcquire(t, p, "acme")
 	if d := time.Since(start); d > time.Second {
@@ -208,8 +214,10 @@ func TestOpenRefusesForeignFiles(t *testing.T) {
 				{"create", func() error { return p.Create(ctx, "acme") }},
 			} {
 				err := op.do()
-				if runmerge.ErrorCode(err) != runmerge.EINVALID || !strings.Contains(err.Error(), tt.want) {
-					t.Errorf("%s: %v, want a %s error saying %q", op.name, err, runmerge.EINVALID, tt.want)
+				code := runmerge.ErrorCode(err)
+				if code != runmerge.EINVALID || !strings.Contains(err.Error(), tt.want) {
+					t.Errorf("%s: %v, want a %s error saying %q",
+						op.name, err, runmerge.EINVALID, tt.want)
 				}
 			}
 			if p.IsOpen("acme") {

@@ -1,16 +1,18 @@
 package tenantstore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
 	"io/fs"
 	"math"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -41,8 +43,9 @@ func (p *Pool) load() poolLoad {
 
 // TestPoolStress has 200 callers lease 2,000 tenants at random through a
 // pool of 50, each lease writing a row and reading it back, and checks that
-// no caller sees an error, that no write is lost, and that the pool keeps
-// no more files open than its bound plus what callers hold.
+// no caller sees an error, that every acknowledged write and nothing else
+// is in its tenant's file, and that the pool keeps no more files open than
+// its bound plus what callers hold.
 func TestPoolStress(t *testing.T) {
 	const (
 		workers = 200
@@ -53,6 +56,7 @@ func TestPoolStress(t *testing.T) {
 		tenants, run = 500, 500*time.Millisecond
 	}
 	dir := t.TempDir()
+	openFiles(t, dir) // skips the test where open files cannot be listed
 	p := newTestPool(t, PoolConfig{Dir: dir, MaxOpen: maxOpen})
 	start := time.Now()
 	ids := createTenants(t, p, tenants)
@@ -62,10 +66,9 @@ func TestPoolStress(t *testing.T) {
 	defer cancel()
 
 	var (
-		written = make([]atomic.Int64, tenants) // writes acknowledged per tenant
+		written = make([][]stressRow, workers) // per worker, the writes acknowledged
 		errMu   sync.Mutex
 		errs    []error
-		leases  atomic.Int64
 	)
 	fail := func(err error) {
 		errMu.Lock()
@@ -80,8 +83,7 @@ func TestPoolStress(t *testing.T) {
 				fail(err)
 				continue
 			}
-			written[i].Add(1)
-			leases.Add(1)
+			written[w] = append(written[w], stressRow{tenant: i, worker: w, n: n})
 		}
 	}
 
@@ -109,8 +111,15 @@ func TestPoolStress(t *testing.T) {
 		}
 		t.Error(err)
 	}
-	st := p.Stats()
-	t.Logf("%d leases in %v: %+v", leases.Load(), run, st)
+	want := make([][]stressRow, tenants)
+	leases := 0
+	for _, rows := range written {
+		for _, r := range rows {
+			want[r.tenant] = append(want[r.tenant], r)
+			leases++
+		}
+	}
+	t.Logf("%d leases in %v: %+v", leases, run, p.Stats())
 	checkSamples(t, samples, maxOpen)
 
 	closeCtx, cancelClose := context.WithTimeout(context.Background(), 30*time.Second)
@@ -123,19 +132,75 @@ func TestPoolStress(t *testing.T) {
 	}
 
 	// Every acknowledged write, and nothing else, is in its tenant's file.
+	// The files of tenants nobody wrote to must not have a table for the
+	// writes; opening them all would cost as much as creating them, so
+	// their size is compared with that of a file never leased.
 	check := newTestPool(t, PoolConfig{Dir: dir, MaxOpen: maxOpen})
+	mustCreate(t, check, "untouched")
+	unlock, err := check.Lock(context.Background(), "untouched")
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock()
+	created := fileSize(t, check.Path("untouched"))
 	for i, id := range ids {
-		want := written[i].Load()
-		if want == 0 {
+		if len(want[i]) == 0 {
+			if size := fileSize(t, p.Path(id)); size != created {
+				t.Errorf("tenant %s, never written, has grown from %d to %d bytes", id, created, size)
+			}
 			continue
 		}
 		l := mustAcquire(t, check, id)
-		got := mustCount(t, l.DB(), "SELECT count(*) FROM stress")
+		got := stressRows(t, l.DB(), i)
 		l.Release()
-		if int64(got) != want {
-			t.Errorf("tenant %s has %d writes, callers saw %d succeed", id, got, want)
+		if !slices.Equal(got, sortRows(want[i])) {
+			t.Errorf("tenant %s holds writes %v, callers saw %v succeed", id, got, sortRows(want[i]))
 		}
 	}
+}
+
+// stressRow is one write of TestPoolStress: the n-th attempt of a worker,
+// to a tenant given by its index.
+type stressRow struct{ tenant, worker, n int }
+
+func sortRows(rows []stressRow) []stressRow {
+	rows = slices.Clone(rows)
+	slices.SortFunc(rows, func(a, b stressRow) int {
+		return cmp.Or(cmp.Compare(a.worker, b.worker), cmp.Compare(a.n, b.n))
+	})
+	return rows
+}
+
+// stressRows reads the writes in the file of the tenant with index i.
+func stressRows(tb testing.TB, db *DB, i int) []stressRow {
+	tb.Helper()
+	rows, err := db.r.Query("SELECT worker, n FROM stress ORDER BY worker, n")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer rows.Close()
+	var got []stressRow
+	for rows.Next() {
+		r := stressRow{tenant: i}
+		if err := rows.Scan(&r.worker, &r.n); err != nil {
+			tb.Fatal(err)
+		}
+		got = append(got, r)
+	}
+	if err := rows.Err(); err != nil {
+		tb.Fatal(err)
+	}
+	return got
+}
+
+// fileSize returns the size of the file at path.
+func fileSize(tb testing.TB, path string) int64 {
+	tb.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return fi.Size()
 }
 
 // stressOnce leases tenant id, writes row (w, n) and reads it back.
@@ -162,7 +227,8 @@ func stressOnce(p *Pool, id string, w, n int) error {
 		return fmt.Errorf("write %s: %w", id, err)
 	}
 	var got int
-	err = db.r.QueryRowContext(ctx, "SELECT count(*) FROM stress WHERE worker = ? AND n = ?", w, n).Scan(&got)
+	err = db.r.QueryRowContext(ctx,
+		"SELECT count(*) FROM stress WHERE worker = ? AND n = ?", w, n).Scan(&got)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", id, err)
 	}
@@ -483,7 +549,8 @@ func TestLock(t *testing.T) {
 	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
 	defer cancel()
 	if _, err := p.Acquire(short, "acme"); err != context.DeadlineExceeded {
-		t.Errorf("acquire of a locked tenant with a deadline: %v, want %v", err, context.DeadlineExceeded)
+		t.Errorf("acquire of a locked tenant with a deadline: %v, want %v",
+			err, context.DeadlineExceeded)
 	}
 	if fileOpen(t, p.Path("acme")) {
 		t.Fatal("the locked tenant's file was opened")
