@@ -84,10 +84,13 @@ func (db *DB) changed(collection string) {
 
 // Write runs fn in a write transaction and returns once the transaction that
 // holds fn's changes has committed, or fn has failed and its changes have
-// been undone. Concurrent writers share one commit (group commit): each runs
-// inside a savepoint of its own, so one writer's failure undoes only its own
-// changes. fn receives a context that is not cancelled mid-transaction,
-// because interrupting a statement would roll back every writer's changes.
+// been undone. Concurrent writers share one commit (group commit); when one
+// of them fails, the shared transaction is rolled back and each runs again
+// in a transaction of its own, so one writer's failure undoes only its own
+// changes. fn may therefore run more than once, and must keep no state from
+// a run whose transaction was rolled back. fn receives a context that is not
+// cancelled mid-transaction, because interrupting a statement would roll back
+// every writer's changes.
 func (db *DB) Write(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
 	op := &writeOp{ctx: ctx, fn: fn, done: make(chan error, 1)}
 	db.mu.Lock()
