@@ -123,6 +123,12 @@ func (s *migrationSet) checkHeader(h fileHeader) error {
 	return nil
 }
 
+// current reports whether a file with header h needs nothing done: it is
+// ours, in WAL mode and at the latest version.
+func (s *migrationSet) current(h fileHeader) bool {
+	return h.applicationID == s.applicationID && h.userVersion == s.latest() && h.journalMode == "wal"
+}
+
 // migrate brings the file behind db (the writer handle) to the latest
 // version, in WAL mode. A file that is already current costs one query. It
 // returns the version the file had before.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 )
 
 // maxBatch bounds how many writes share one commit.
@@ -23,6 +24,10 @@ type DB struct {
 	// Prepared statements of the writer and of the readers.
 	wstmts *stmtCache
 	rstmts *stmtCache
+
+	// wrote is set once the writer has been used; a file never written
+	// through this handle needs no checkpoint when it closes.
+	wrote atomic.Bool
 
 	// onChange, when set, is told after every commit that changed records
 	// of a collection.
@@ -49,28 +54,50 @@ func (db *DB) ID() string { return db.id }
 // schema. With create it makes the file when it does not exist; without, a
 // missing file is an error that isNoFile recognises.
 func openTenant(ctx context.Context, id, path string, o Options, create bool, onChange func(string, string)) (*DB, error) {
+	r, err := connect(path, o, modeRead)
+	if err != nil {
+		return nil, err
+	}
 	mode := modeWrite
 	if create {
 		mode = modeCreate
 	}
 	w, err := connect(path, o, mode)
 	if err != nil {
+		r.Close()
 		return nil, err
 	}
+	db := &DB{id: id, path: path, w: w, r: r, onChange: onChange,
+		wstmts: newStmtCache(w, true), rstmts: newStmtCache(r, false)}
+
+	// A file at the current version is checked on a read connection, which
+	// the request that opened the tenant then reads through: one connection
+	// opened, not two. The writer connects on the first write.
+	if !create {
+		h, err := readHeader(ctx, r)
+		if err == nil && tenantMigrations.current(h) {
+			return db, nil
+		}
+		if isCantOpen(err) {
+			db.closeHandles()
+			return nil, errNoFile
+		}
+	}
+	db.wrote.Store(true) // migrating writes, and a close must checkpoint it
 	if _, err := tenantMigrations.migrate(ctx, w); err != nil {
-		w.Close()
+		db.closeHandles()
 		if isCantOpen(err) {
 			return nil, errNoFile
 		}
 		return nil, fmt.Errorf("open tenant %s: %w", id, err)
 	}
-	r, err := connect(path, o, modeRead)
-	if err != nil {
-		w.Close()
-		return nil, err
-	}
-	return &DB{id: id, path: path, w: w, r: r, onChange: onChange,
-		wstmts: newStmtCache(w, true), rstmts: newStmtCache(r, false)}, nil
+	return db, nil
+}
+
+// closeHandles closes a DB that never served, without a checkpoint.
+func (db *DB) closeHandles() {
+	db.r.Close()
+	db.w.Close()
 }
 
 var errNoFile = errors.New("tenant file does not exist")
@@ -92,6 +119,7 @@ func (db *DB) changed(collection string) {
 // cancelled mid-transaction, because interrupting a statement would roll back
 // every writer's changes.
 func (db *DB) Write(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
+	db.wrote.Store(true)
 	op := &writeOp{ctx: ctx, fn: fn, done: make(chan error, 1)}
 	db.mu.Lock()
 	db.queue = append(db.queue, op)
@@ -201,8 +229,10 @@ func (db *DB) close() error {
 	if err := db.r.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close readers: %w", err))
 	}
-	if err := checkpoint(context.Background(), db.w); err != nil {
-		errs = append(errs, err)
+	if db.wrote.Load() {
+		if err := checkpoint(context.Background(), db.w); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if err := db.w.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close writer: %w", err))

@@ -502,8 +502,7 @@ func (ts *tenantSet) probe(ctx context.Context, n int) *Result {
 func (c *child) mixedTargeter(ts *tenantSet, next func(*rand.Rand) int, trace *[]int) vegeta.Targeter {
 	var mu sync.Mutex
 	rng := rand.New(rand.NewPCG(7, 8))
-	var n atomic.Int64
-	n.Store(50_000_000)
+	n := &createCounter
 	return func(t *vegeta.Target) error {
 		mu.Lock()
 		i := next(rng)
@@ -522,6 +521,12 @@ func (c *child) mixedTargeter(ts *tenantSet, next func(*rand.Rand) int, trace *[
 		return nil
 	}
 }
+
+// createCounter numbers the people created by the tenants workloads, so
+// that no two phases create the same sourceId and remoteId pair.
+var createCounter atomic.Int64
+
+func init() { createCounter.Store(50_000_000) }
 
 // idealLRU replays trace through a perfect LRU of size n and returns its
 // hit ratio.
