@@ -60,6 +60,24 @@ func (s *Server) tenantFor(c echo.Context, q query) (*tenantstore.Lease, error) 
 	return s.store.Pool.Acquire(ctx, id)
 }
 
+// collectionTenant leases the tenant of a request on collection c and
+// checks that the caller may do the route's action there. An event
+// manager's reach depends on each record, so the store checks it record
+// by record instead.
+func (s *Server) collectionTenant(ec echo.Context, c *runmerge.Collection, q query) (*tenantstore.Lease, *runmerge.Principal, error) {
+	l, err := s.tenantFor(ec, q)
+	if err != nil {
+		return nil, nil, err
+	}
+	p := principalOf(ec)
+	err = s.authorize(ec, runmerge.Target{TenantID: l.DB().ID(), Collection: c.Name})
+	if err != nil && p.Role != runmerge.RoleEventManager {
+		l.Release()
+		return nil, nil, err
+	}
+	return l, p, nil
+}
+
 // listParams are the parameters every list accepts; filterParams adds the
 // collection's own filters.
 var listParams = []string{
@@ -218,16 +236,11 @@ func (s *Server) listRecords(c *runmerge.Collection) echo.HandlerFunc {
 		if _, given := q.get("tenantId"); !given && principalOf(ec).Platform() {
 			return s.listAcrossTenants(ec, c, q, f)
 		}
-		l, err := s.tenantFor(ec, q)
+		l, p, err := s.collectionTenant(ec, c, q)
 		if err != nil {
 			return err
 		}
 		defer l.Release()
-		p := principalOf(ec)
-		if err := s.authorize(ec, runmerge.Target{TenantID: l.DB().ID(), Collection: c.Name}); err != nil &&
-			p.Role != runmerge.RoleEventManager {
-			return err
-		}
 		list, more, err := l.DB().ListRecords(ec.Request().Context(), p, f)
 		if err != nil {
 			return err
@@ -311,16 +324,11 @@ func (s *Server) createRecord(c *runmerge.Collection) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		l, err := s.tenantFor(ec, q)
+		l, p, err := s.collectionTenant(ec, c, q)
 		if err != nil {
 			return err
 		}
 		defer l.Release()
-		p := principalOf(ec)
-		if err := s.authorize(ec, runmerge.Target{TenantID: l.DB().ID(), Collection: c.Name}); err != nil &&
-			p.Role != runmerge.RoleEventManager {
-			return err
-		}
 		return s.idempotent(ec, l.DB(), doc, func(idem *tenantstore.Idempotency) error {
 			r, err := l.DB().CreateRecord(ec.Request().Context(), p, c, doc, idem, func(r *runmerge.Record) tenantstore.SavedResponse {
 				return tenantstore.SavedResponse{
@@ -357,16 +365,11 @@ func (s *Server) bulkUpsert(c *runmerge.Collection) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		l, err := s.tenantFor(ec, q)
+		l, p, err := s.collectionTenant(ec, c, q)
 		if err != nil {
 			return err
 		}
 		defer l.Release()
-		p := principalOf(ec)
-		if err := s.authorize(ec, runmerge.Target{TenantID: l.DB().ID(), Collection: c.Name}); err != nil &&
-			p.Role != runmerge.RoleEventManager {
-			return err
-		}
 		render := func(list []*runmerge.Record) tenantstore.SavedResponse {
 			return tenantstore.SavedResponse{Status: http.StatusOK, Headers: map[string]string{},
 				Body: bulkBody(list)}
