@@ -164,6 +164,12 @@ func migrateFile(ctx context.Context, set *migrationSet, path string, o Options)
 	if isCantOpen(err) {
 		return from, errors.New("the tenant's file is missing")
 	}
+	if err != nil && ctx.Err() != nil {
+		// SQLite reports a cancelled statement as "interrupted"; say it was
+		// the interruption, so that the tenant is left for the next run
+		// instead of recorded as failed.
+		return from, fmt.Errorf("%w: %v", ctx.Err(), err)
+	}
 	return from, err
 }
 
