@@ -223,11 +223,11 @@ func TestImportRefusals(t *testing.T) {
 	}()
 
 	for name, body := range map[string][]byte{
-		"random":          []byte(strings.Repeat("\x8f\x13garbage", 1000)),
-		"truncated":       file[:len(file)/2],
-		"empty":           {},
-		"other database":  other,
-		"future version":  alteredExport(t, file, fmt.Sprintf("PRAGMA user_version = %d", 1000)),
+		"random":           []byte(strings.Repeat("\x8f\x13garbage", 1000)),
+		"truncated":        file[:len(file)/2],
+		"empty":            {},
+		"other database":   other,
+		"future version":   alteredExport(t, file, fmt.Sprintf("PRAGMA user_version = %d", 1000)),
 		"another app's id": alteredExport(t, file, "PRAGMA application_id = 42"),
 	} {
 		t.Run(name, func(t *testing.T) {
