@@ -70,7 +70,9 @@ const updatedBeforeQuery = `SELECT seq FROM records WHERE updated_at < ?
 // ListRecords returns up to f.Limit records of f.Collection in change order,
 // and whether more follow. For an event manager (p with RoleEventManager)
 // only the records within its reach are listed.
-func (db *DB) ListRecords(ctx context.Context, p *runmerge.Principal, f RecordFilter) ([]*runmerge.Record, bool, error) {
+func (db *DB) ListRecords(
+	ctx context.Context, p *runmerge.Principal, f RecordFilter,
+) ([]*runmerge.Record, bool, error) {
 	after := f.AfterSeq
 	if f.UpdatedAfter != nil {
 		// updated_at never decreases as seq grows, so "changed at or after
@@ -292,7 +294,9 @@ func scanRecord(s scanner, collection string, withRawColumn bool) (*runmerge.Rec
 
 // GetRecord returns record id of collection c, if it is live and within p's
 // reach; otherwise an ENOTFOUND error.
-func (db *DB) GetRecord(ctx context.Context, p *runmerge.Principal, c *runmerge.Collection, id string, withRaw bool) (*runmerge.Record, error) {
+func (db *DB) GetRecord(
+	ctx context.Context, p *runmerge.Principal, c *runmerge.Collection, id string, withRaw bool,
+) (*runmerge.Record, error) {
 	q := cachedDB{db.rstmts}
 	r, err := getRecordRow(ctx, q, db.id, c.Name, id, withRaw)
 	if err != nil {
@@ -329,7 +333,9 @@ type queryer interface {
 var errRecordNotFound = runmerge.Errorf(runmerge.ENOTFOUND, "record not found")
 
 // getRecord loads a live record with the events it links to.
-func getRecord(ctx context.Context, q queryer, tenantID, collection, id string, withRaw bool) (*runmerge.Record, error) {
+func getRecord(
+	ctx context.Context, q queryer, tenantID, collection, id string, withRaw bool,
+) (*runmerge.Record, error) {
 	r, err := getRecordRow(ctx, q, tenantID, collection, id, withRaw)
 	if err != nil {
 		return nil, err
@@ -338,7 +344,9 @@ func getRecord(ctx context.Context, q queryer, tenantID, collection, id string, 
 }
 
 // getRecordRow loads a live record without the events it links to.
-func getRecordRow(ctx context.Context, q queryer, tenantID, collection, id string, withRaw bool) (*runmerge.Record, error) {
+func getRecordRow(
+	ctx context.Context, q queryer, tenantID, collection, id string, withRaw bool,
+) (*runmerge.Record, error) {
 	raw := `NULL`
 	if withRaw {
 		raw = `raw_data`
@@ -385,7 +393,9 @@ func target(tenantID string, c *runmerge.Collection, r *runmerge.Record) runmerg
 
 // writeTarget describes a write for the policy: record cur (nil for a
 // create) of collection c, linking to events before and to d's after.
-func writeTarget(tenantID string, c *runmerge.Collection, cur *runmerge.Record, before []string, d *draft, id string) runmerge.Target {
+func writeTarget(
+	tenantID string, c *runmerge.Collection, cur *runmerge.Record, before []string, d *draft, id string,
+) runmerge.Target {
 	t := runmerge.Target{TenantID: tenantID, Collection: c.Name, EventIDs: d.eventIDs(c, id),
 		Links: &runmerge.EventLinks{Before: before, After: linkedEvents(c, d.index)}}
 	if cur != nil {
@@ -412,7 +422,9 @@ type draft struct {
 
 // prepare checks body as a whole record of c: field names, defaults on
 // create, and every rule. prefix locates the body in the request.
-func prepare(c *runmerge.Collection, body map[string]any, prefix string, create bool) (*draft, error) {
+func prepare(
+	c *runmerge.Collection, body map[string]any, prefix string, create bool,
+) (*draft, error) {
 	if create {
 		c.ApplyDefaults(body)
 	}
@@ -445,7 +457,9 @@ func (d *draft) eventIDs(c *runmerge.Collection, id string) []string {
 // CreateRecord checks body and stores it as a new record of c, with its
 // change event, in one transaction. With idem set, the response is saved
 // in the same transaction for replays.
-func (db *DB) CreateRecord(ctx context.Context, p *runmerge.Principal, c *runmerge.Collection, body map[string]any, idem *Idempotency, render func(*runmerge.Record) SavedResponse) (*runmerge.Record, error) {
+func (db *DB) CreateRecord(
+	ctx context.Context, p *runmerge.Principal, c *runmerge.Collection, body map[string]any, idem *Idempotency, render func(*runmerge.Record) SavedResponse,
+) (*runmerge.Record, error) {
 	if err := c.CheckBody(body, ""); err != nil {
 		return nil, err
 	}
@@ -485,7 +499,9 @@ func (db *DB) CreateRecord(ctx context.Context, p *runmerge.Principal, c *runmer
 
 // UpdateRecord applies an RFC 7396 merge patch to record id of c. With
 // ifMatch set, the record's version must equal it (EPRECONDITION otherwise).
-func (db *DB) UpdateRecord(ctx context.Context, p *runmerge.Principal, c *runmerge.Collection, id string, patch map[string]any, ifMatch *int64) (*runmerge.Record, error) {
+func (db *DB) UpdateRecord(
+	ctx context.Context, p *runmerge.Principal, c *runmerge.Collection, id string, patch map[string]any, ifMatch *int64,
+) (*runmerge.Record, error) {
 	if err := c.CheckBody(patch, ""); err != nil {
 		return nil, err
 	}
@@ -500,7 +516,7 @@ func (db *DB) UpdateRecord(ctx context.Context, p *runmerge.Principal, c *runmer
 			return err
 		}
 		if ifMatch != nil && *ifMatch != cur.Version {
-			return runmerge.Errorf(runmerge.EPRECONDITION, "the record has changed since version %d; it is at version %d", *ifMatch, cur.Version)
+			return staleVersion(*ifMatch, cur)
 		}
 		doc, err := currentDocument(cur)
 		if err != nil {
@@ -527,6 +543,12 @@ func (db *DB) UpdateRecord(ctx context.Context, p *runmerge.Principal, c *runmer
 	}
 	db.changed(c.Name)
 	return rec, nil
+}
+
+// staleVersion is the error for an If-Match that names an old version.
+func staleVersion(ifMatch int64, cur *runmerge.Record) error {
+	return runmerge.Errorf(runmerge.EPRECONDITION,
+		"the record has changed since version %d; it is at version %d", ifMatch, cur.Version)
 }
 
 // currentDocument decodes a stored record's client fields, sourceRawData
@@ -560,7 +582,9 @@ func decodeDocument(b []byte) (map[string]any, error) {
 }
 
 // DeleteRecord turns record id of c into a tombstone.
-func (db *DB) DeleteRecord(ctx context.Context, p *runmerge.Principal, c *runmerge.Collection, id string, ifMatch *int64) error {
+func (db *DB) DeleteRecord(
+	ctx context.Context, p *runmerge.Principal, c *runmerge.Collection, id string, ifMatch *int64,
+) error {
 	err := db.Write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		w := &recordTx{tx: cachedTx{tx, db.wstmts}, tenantID: db.id}
 		cur, err := getRecord(ctx, w.tx, db.id, c.Name, id, false)
@@ -571,7 +595,7 @@ func (db *DB) DeleteRecord(ctx context.Context, p *runmerge.Principal, c *runmer
 			return err
 		}
 		if ifMatch != nil && *ifMatch != cur.Version {
-			return runmerge.Errorf(runmerge.EPRECONDITION, "the record has changed since version %d; it is at version %d", *ifMatch, cur.Version)
+			return staleVersion(*ifMatch, cur)
 		}
 		return w.delete(ctx, c, cur)
 	})
@@ -584,7 +608,9 @@ func (db *DB) DeleteRecord(ctx context.Context, p *runmerge.Principal, c *runmer
 // BulkUpsert stores records of c in one transaction, all or nothing: a
 // record whose sourceId and remoteId pair exists is replaced, any other is
 // created. Errors point into the request, as /records/3/email.
-func (db *DB) BulkUpsert(ctx context.Context, p *runmerge.Principal, c *runmerge.Collection, bodies []map[string]any, idem *Idempotency, render func([]*runmerge.Record) SavedResponse) ([]*runmerge.Record, error) {
+func (db *DB) BulkUpsert(
+	ctx context.Context, p *runmerge.Principal, c *runmerge.Collection, bodies []map[string]any, idem *Idempotency, render func([]*runmerge.Record) SavedResponse,
+) ([]*runmerge.Record, error) {
 	drafts := make([]*draft, len(bodies))
 	var fieldErrs []runmerge.FieldError
 	var firstErr error
@@ -732,7 +758,9 @@ func relationshipIDs(doc map[string]any, key string) []string {
 	return ids
 }
 
-func (w *recordTx) insert(ctx context.Context, c *runmerge.Collection, id string, d *draft) (*runmerge.Record, error) {
+func (w *recordTx) insert(
+	ctx context.Context, c *runmerge.Collection, id string, d *draft,
+) (*runmerge.Record, error) {
 	seq, now, err := w.clock(ctx)
 	if err != nil {
 		return nil, err
@@ -769,7 +797,9 @@ func sourceConflict(d *draft) *runmerge.Error {
 			Detail: "sourceId " + strconv.Quote(d.index.SourceID) + " and remoteId " + strconv.Quote(d.index.RemoteID) + " are taken"}}}
 }
 
-func (w *recordTx) update(ctx context.Context, c *runmerge.Collection, cur *runmerge.Record, d *draft) (*runmerge.Record, error) {
+func (w *recordTx) update(
+	ctx context.Context, c *runmerge.Collection, cur *runmerge.Record, d *draft,
+) (*runmerge.Record, error) {
 	seq, now, err := w.clock(ctx)
 	if err != nil {
 		return nil, err
@@ -820,7 +850,9 @@ func (w *recordTx) delete(ctx context.Context, c *runmerge.Collection, cur *runm
 
 // upsert replaces the record with d's sourceId and remoteId pair, or
 // creates one.
-func (w *recordTx) upsert(ctx context.Context, p *runmerge.Principal, c *runmerge.Collection, d *draft, prefix string) (*runmerge.Record, error) {
+func (w *recordTx) upsert(
+	ctx context.Context, p *runmerge.Principal, c *runmerge.Collection, d *draft, prefix string,
+) (*runmerge.Record, error) {
 	var cur *runmerge.Record
 	if d.index.SourceID != "" && d.index.RemoteID != "" {
 		var id, coll string
@@ -872,7 +904,9 @@ func (w *recordTx) upsert(ctx context.Context, p *runmerge.Principal, c *runmerg
 // by seq, the record's position in the change order, so that a search reads
 // in change order (see listQuery); oldSeq, when not 0, is the position of
 // the text to replace.
-func (w *recordTx) index(ctx context.Context, c *runmerge.Collection, id string, seq, oldSeq int64, d *draft) error {
+func (w *recordTx) index(
+	ctx context.Context, c *runmerge.Collection, id string, seq, oldSeq int64, d *draft,
+) error {
 	if oldSeq != 0 {
 		if err := w.unindex(ctx, id, oldSeq); err != nil {
 			return err
@@ -922,7 +956,9 @@ func (w *recordTx) unindex(ctx context.Context, id string, seq int64) error {
 }
 
 // change appends the change event for r to the outbox.
-func (w *recordTx) change(ctx context.Context, c *runmerge.Collection, r *runmerge.Record, op string) error {
+func (w *recordTx) change(
+	ctx context.Context, c *runmerge.Collection, r *runmerge.Record, op string,
+) error {
 	eventIDs, err := json.Marshal(nonNil(r.EventIDs))
 	if err != nil {
 		return err
