@@ -18,7 +18,11 @@ func TestStreamResume(t *testing.T) {
 	a.tenant("acme")
 	_, admin := a.key("acme", runmerge.RoleAdmin)
 
-	s := a.openStream("", admin, "")
+	// The tenant's own tenant.created may reach the stream after it opens:
+	// the change is collected from the catalog a moment after it commits.
+	// This test is about record changes, so it asks for those alone.
+	const people = "?eventTypes=person.created,person.updated,person.deleted,event.created"
+	s := a.openStream(people, admin, "")
 	var ids []string
 	for i := 0; i < 3; i++ {
 		ids = append(ids, a.createRecord("acme", "people", personJSON(i)))
@@ -70,14 +74,14 @@ func TestStreamResume(t *testing.T) {
 
 	// From memory.
 	want := missed(5)
-	s = a.openStream("", admin, last.ID)
+	s = a.openStream(people, admin, last.ID)
 	last = check(s, want)
 	s.close()
 
 	// From the change log, after a restart empties memory.
 	want = missed(4)
 	a.restart()
-	s = a.openStream("", admin, last.ID)
+	s = a.openStream(people, admin, last.ID)
 	last = check(s, want)
 
 	// And the stream goes on live after the catch-up.
