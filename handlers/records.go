@@ -423,17 +423,17 @@ func bulkRecords(doc map[string]any) ([]map[string]any, error) {
 // ifMatch parses an If-Match header: nil when absent, the version it names
 // otherwise. "*" matches any version; anything this server did not issue
 // matches none.
-func ifMatch(c echo.Context) (*int64, bool) {
+func ifMatch(c echo.Context) *int64 {
 	h := strings.TrimSpace(c.Request().Header.Get("If-Match"))
 	if h == "" || h == "*" {
-		return nil, true
+		return nil
 	}
 	h = strings.TrimPrefix(h, "W/")
 	v, err := strconv.ParseInt(strings.Trim(h, `"`), 10, 64)
 	if err != nil || !strings.HasPrefix(h, `"`) || !strings.HasSuffix(h, `"`) {
-		return nil, false
+		return new(int64) // no record has version 0
 	}
-	return &v, true
+	return &v
 }
 
 // updateRecord handles PATCH /v1/<collection>/:id.
@@ -447,15 +447,12 @@ func (s *Server) updateRecord(c *runmerge.Collection) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		version, ok := ifMatch(ec)
+		version := ifMatch(ec)
 		l, err := s.tenantFor(ec, q)
 		if err != nil {
 			return err
 		}
 		defer l.Release()
-		if !ok {
-			version = new(int64) // no record has version 0
-		}
 		r, err := l.DB().UpdateRecord(ec.Request().Context(), principalOf(ec), c, ec.Param("id"), patch, version)
 		if err != nil {
 			return err
@@ -471,15 +468,12 @@ func (s *Server) deleteRecord(c *runmerge.Collection) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		version, ok := ifMatch(ec)
+		version := ifMatch(ec)
 		l, err := s.tenantFor(ec, q)
 		if err != nil {
 			return err
 		}
 		defer l.Release()
-		if !ok {
-			version = new(int64)
-		}
 		if err := l.DB().DeleteRecord(ec.Request().Context(), principalOf(ec), c, ec.Param("id"), version); err != nil {
 			return err
 		}
