@@ -82,6 +82,10 @@ func New(cfg Config, store *tenantstore.Store, log *slog.Logger) *Server {
 	s.limiter = newLimiter(cfg.RatePerKey, cfg.RateBurst)
 	s.echo.HideBanner = true
 	s.echo.HidePort = true
+	// The client's address is the peer's, never a header's: X-Real-IP and
+	// X-Forwarded-For are set by whoever sends the request, and a server
+	// that trusted them could be told any address.
+	s.echo.IPExtractor = echo.ExtractIPDirect()
 	s.echo.HTTPErrorHandler = s.handleError
 	s.echo.JSONSerializer = jsonSerializer{}
 
