@@ -68,9 +68,10 @@ type process struct {
 // procOptions change how startBinary runs the server.
 type procOptions struct {
 	Env []string // more RUNMERGE_* settings
-	// FileSizeKiB, when set, runs the server under `ulimit -f`, so that a
-	// write past that size fails with EFBIG: a full disk, as far as the
-	// server can tell.
+	// FileSizeKiB, when set, runs the server under `ulimit -S -f`, so that
+	// a write past that size fails with EFBIG: a full disk, as far as the
+	// server can tell. Only the soft limit is set, so that the test can
+	// raise it again while the server runs (raiseFileSizeLimit).
 	FileSizeKiB int
 }
 
@@ -84,7 +85,7 @@ func startBinary(t testing.TB, dataDir, key string, opts procOptions) *process {
 	var cmd *exec.Cmd
 	if opts.FileSizeKiB > 0 {
 		// bash counts ulimit -f in blocks of 1024 bytes.
-		cmd = exec.Command("bash", "-c", fmt.Sprintf("ulimit -f %d && exec %q serve", opts.FileSizeKiB, bin))
+		cmd = exec.Command("bash", "-c", fmt.Sprintf("ulimit -S -f %d && exec %q serve", opts.FileSizeKiB, bin))
 	} else {
 		cmd = exec.Command(bin, "serve")
 	}

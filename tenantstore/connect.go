@@ -164,9 +164,32 @@ func isBusy(err error) bool {
 	return c == sqlite3.SQLITE_BUSY || c == sqlite3.SQLITE_LOCKED
 }
 
-// isDiskFull reports whether err is SQLite finding no room on the disk.
+// isDiskFull reports whether err is SQLite finding no room for a write.
+//
+// SQLite's unix VFS reports a write that fails with ENOSPC as SQLITE_FULL,
+// but a write past RLIMIT_FSIZE (EFBIG) or over a disk quota (EDQUOT) as
+// SQLITE_IOERR_WRITE, a file it could not grow ahead of a write as
+// SQLITE_IOERR_WRITE too, a -shm file it could not grow as
+// SQLITE_IOERR_SHMSIZE, and a failed fsync, where network and
+// thin-provisioned disks report ENOSPC, as SQLITE_IOERR_FSYNC. The errno
+// behind an I/O error is not in modernc.org/sqlite's Error, which carries
+// the result code and message only, so these three codes count as a full
+// disk whatever their errno.
+//
+// TODO: an EIO behind one of these codes, a failing disk rather than a
+// full one, is answered 507 too (the cause is logged with the request);
+// telling them apart needs the errno, which SQLite passes only to a
+// SQLITE_CONFIG_LOG callback that the driver does not offer.
 func isDiskFull(err error) bool {
-	return sqliteCode(err) == sqlite3.SQLITE_FULL
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.Code() {
+	case sqlite3.SQLITE_IOERR_WRITE, sqlite3.SQLITE_IOERR_FSYNC, sqlite3.SQLITE_IOERR_SHMSIZE:
+		return true
+	}
+	return se.Code()&0xff == sqlite3.SQLITE_FULL
 }
 
 // isCantOpen reports whether err is SQLite failing to open a file, which
