@@ -39,9 +39,13 @@ type acks struct {
 // TestCrash runs concurrent writers (creates and bulk upserts) across
 // several tenants against the real server binary, kills it with SIGKILL at
 // a random moment, and restarts it, -crash.rounds times over the same data
-// directory. After each kill every tenant file must pass integrity_check;
-// after each restart every acknowledged write must be there, and every bulk
-// batch must be there in full or not at all.
+// directory. Every tenant has a webhook to a receiver that checks each
+// delivery's signature. After each kill every tenant file must pass
+// integrity_check; after each restart every acknowledged write must be
+// there, every bulk batch must be there in full or not at all, the change
+// event of every acknowledged write must reach the receiver, those pending
+// at the kill included, and no change event may name a record that is not
+// stored.
 func TestCrash(t *testing.T) {
 	dir := t.TempDir()
 	key := testserver.RootKey()
@@ -50,30 +54,74 @@ func TestCrash(t *testing.T) {
 		bulkOK: map[string]bool{}}
 
 	p := startBinary(t, dir, key, procOptions{})
+	rc := newReceiver()
 	for _, tn := range crashTenants {
 		p.CreateTenant(t, tn)
+		rc.subscribe(t, p, tn)
 	}
-	totalAcked := 0
+	totalAcked, totalPending, events := 0, 0, 0
 	for round := range *crashRounds {
 		wait := runWriters(t, p, a, round)
 		time.Sleep(time.Duration(200+rng.IntN(1300)) * time.Millisecond)
 		p.kill(t) // with writes in flight
 		acked := wait()
 		totalAcked += acked
+		want := a.keys()
+		pending := len(rc.missing(want))
+		totalPending += pending
 		for _, tn := range crashTenants {
 			integrityCheck(t, filepath.Join(dir, "tenants", tn+".db"))
 		}
 		p = startBinary(t, dir, key, procOptions{})
-		verifyAcked(t, p, a)
+		restarted := time.Now()
+		if m := rc.waitFor(want, 60*time.Second); len(m) > 0 {
+			t.Errorf("round %d: %d of %d acknowledged changes never delivered, such as %q",
+				round, len(m), len(want), m[0])
+		}
+		delivered := time.Since(restarted)
+		newEvents := len(want) - events
+		events = len(want)
+		heard := rc.heard() // before the listing: each of these must be stored
+		present := verifyAcked(t, p, a)
+		for k := range heard {
+			if !present[k] {
+				t.Errorf("round %d: a change event names %s, which is not stored", round, k)
+			}
+		}
+		rc.check(t)
 		if p.logShowsPanic() {
 			t.Fatalf("round %d: the server logged a panic:\n%s", round, p.Log)
 		}
-		t.Logf("round %d: %d writes acknowledged before SIGKILL, all present", round, acked)
+		t.Logf("round %d: %d writes acknowledged before SIGKILL, all present; "+
+			"%d of their %d change events pending at the kill, all delivered %v after the restart",
+			round, acked, pending, newEvents, delivered.Round(time.Millisecond))
 		if t.Failed() {
 			return
 		}
 	}
-	t.Logf("%d rounds, %d acknowledged writes, none lost", *crashRounds, totalAcked)
+	s := rc.stats()
+	t.Logf("%d rounds, %d acknowledged writes, none lost; webhooks: %d deliveries of %d change events "+
+		"(%d pending at a kill), %d duplicates, every signature valid",
+		*crashRounds, totalAcked, s.Deliveries, s.Changes, totalPending, s.Duplicates)
+}
+
+// keys returns the record keys of every acknowledged write.
+func (a *acks) keys() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []string
+	for tn, names := range a.created {
+		for _, name := range names {
+			out = append(out, recordKey(tn, "crash", name))
+		}
+	}
+	for tb := range a.bulkOK {
+		tn, batch, _ := strings.Cut(tb, "/")
+		for i := range bulkSize {
+			out = append(out, recordKey(tn, "bulk", fmt.Sprintf("%s-%d", batch, i)))
+		}
+	}
+	return out
 }
 
 // runWriters starts writers on every tenant that write until the server
@@ -160,11 +208,13 @@ func bulkWrite(client *http.Client, p *process, a *acks, tenant, batch string) b
 }
 
 // verifyAcked lists every person of every tenant and checks the
-// acknowledged creates and the bulk batches against it.
-func verifyAcked(t *testing.T, p *process, a *acks) {
+// acknowledged creates and the bulk batches against it. It returns the
+// record keys of every person listed.
+func verifyAcked(t *testing.T, p *process, a *acks) map[string]bool {
 	t.Helper()
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	all := map[string]bool{}
 	for _, tn := range crashTenants {
 		present := map[string]bool{}
 		bulk := map[string]int{}
@@ -187,6 +237,7 @@ func verifyAcked(t *testing.T, p *process, a *acks) {
 				t.Fatal(err)
 			}
 			for _, rec := range page.Data {
+				all[recordKey(tn, rec.SourceID, rec.RemoteID)] = true
 				if rec.SourceID == "bulk" {
 					batch := rec.RemoteID[:strings.LastIndex(rec.RemoteID, "-")]
 					bulk[batch]++
@@ -214,6 +265,7 @@ func verifyAcked(t *testing.T, p *process, a *acks) {
 			}
 		}
 	}
+	return all
 }
 
 // integrityCheck opens a tenant file as SQLite would after a crash and
