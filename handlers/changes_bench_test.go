@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -27,16 +28,27 @@ import (
 )
 
 // The benchmarks of this file measure the performance targets of change
-// events. Each runs one fixed scenario; run them with -benchtime=1x:
+// events. BenchmarkChangesWriteCost is a throughput benchmark; run it for
+// a few seconds, several times, so that its modes take turns:
 //
-//	go test -run '^$' -bench 'Changes' -benchtime=1x ./handlers/
+//	go test ./handlers -run '^$' -bench ChangesWriteCost -benchtime 5s -count 3
+//
+// The others each run one fixed scenario; run them with -benchtime=1x.
 
 // BenchmarkChangesWriteCost measures record writes over HTTP, across ten
-// tenants, with change events delivered to a webhook and a stream, and
-// without a dispatcher at all: the difference is what delivering change
-// events costs a write. (Every write stores its change event in its own
-// transaction either way.) cpu-us/write is the process's CPU time per write,
-// client, server, dispatcher and receiver together.
+// tenants, in three modes: without a dispatcher at all (no-dispatcher),
+// with one that has no subscriber (dispatcher-idle), and with one platform
+// webhook and one open stream (subscribed). Every write stores its change
+// event in its own transaction in every mode; the differences are what
+// taking the events out and delivering them cost a write.
+//
+// The writers and the webhook receiver run in processes of their own (this
+// test binary again, see TestHelperLoad and TestHelperReceiver), so that
+// the benchmark's process is the server alone. It reports writes/s,
+// cpu-us/write (the server: HTTP, store and dispatcher), client-cpu-us/write
+// (the writers, and the stream's reader in the subscribed mode) and
+// recv-cpu-us/write (the receiver). On a machine of few CPUs all three
+// share them, so the receiver's work lowers the server's throughput too.
 func BenchmarkChangesWriteCost(b *testing.B) {
 	for _, mode := range []string{"no-dispatcher", "dispatcher-idle", "subscribed"} {
 		b.Run(mode, func(b *testing.B) {
@@ -51,45 +63,41 @@ func BenchmarkChangesWriteCost(b *testing.B) {
 				tenants[i] = fmt.Sprintf("w%d", i)
 				a.tenant(tenants[i])
 			}
+			var recv *os.Process
 			if mode == "subscribed" {
-				// The receiver runs in a process of its own, so that its
-				// work is not counted as the server's.
-				url := startReceiverProcess(b)
+				var url string
+				url, recv = startReceiverProcess(b)
 				a.webhook(a.RootKey, `{"url":"`+url+`","eventTypes":["*"]}`)
-				s := a.openStream("", a.RootKey, "")
-				go func() {
-					for range s.events {
-					}
-				}()
 			}
-			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
-			var n atomic.Int64
-			b.SetParallelism(4)
+			load := startLoadProcess(b, a.URL, a.RootKey, tenants, mode == "subscribed")
+			delivered0 := a.D.Stats().Succeeded
 			b.ResetTimer()
-			start, cpuStart := time.Now(), cpuTime()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					i := n.Add(1)
-					tenant := tenants[i%int64(len(tenants))]
-					req, _ := http.NewRequest("POST", a.URL+"/v1/people?tenantId="+tenant,
-						strings.NewReader(personJSON(int(i))))
-					req.Header.Set("Content-Type", "application/json")
-					req.Header.Set("x-api-key", a.RootKey)
-					resp, err := client.Do(req)
-					if err != nil {
-						b.Error(err)
-						return
-					}
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					if resp.StatusCode != 201 {
-						b.Errorf("create: %d", resp.StatusCode)
-						return
-					}
+			cpu0, recv0 := cpuTime(), processCPU(recv)
+			res := load.run(b, b.N)
+			if recv != nil {
+				// The CPU of a write's delivery counts too: wait for it.
+				deadline := time.Now().Add(time.Minute)
+				for a.D.Stats().Succeeded-delivered0 < res.writes && time.Now().Before(deadline) {
+					time.Sleep(time.Millisecond)
 				}
-			})
-			b.ReportMetric(float64(n.Load())/time.Since(start).Seconds(), "writes/s")
-			b.ReportMetric(float64((cpuTime()-cpuStart).Microseconds())/float64(n.Load()), "cpu-us/write")
+				if n := a.D.Stats().Succeeded - delivered0; n < res.writes {
+					b.Fatalf("%d of %d writes delivered", n, res.writes)
+				}
+			}
+			cpu, recvCPU := cpuTime()-cpu0, processCPU(recv)-recv0
+			b.StopTimer()
+			if res.writes == 0 {
+				b.Fatal("no writes")
+			}
+			perWrite := func(d time.Duration) float64 {
+				return float64(d.Microseconds()) / float64(res.writes)
+			}
+			b.ReportMetric(float64(res.writes)/res.elapsed.Seconds(), "writes/s")
+			b.ReportMetric(perWrite(cpu), "cpu-us/write")
+			b.ReportMetric(perWrite(res.cpu), "client-cpu-us/write")
+			if recv != nil {
+				b.ReportMetric(perWrite(recvCPU), "recv-cpu-us/write")
+			}
 		})
 	}
 }
@@ -415,31 +423,18 @@ func cpuTime() time.Duration {
 }
 
 // startReceiverProcess runs this test binary again as a webhook receiver
-// that answers 204 at once (see TestHelperReceiver), and returns its URL.
-func startReceiverProcess(tb testing.TB) string {
+// that answers 204 at once (see TestHelperReceiver), and returns its URL
+// and its process.
+func startReceiverProcess(tb testing.TB) (string, *os.Process) {
 	tb.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperReceiver$")
-	cmd.Env = append(os.Environ(), "RUNMERGE_HELPER_RECEIVER=1")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		tb.Fatal(err)
+	h := startHelper(tb, "TestHelperReceiver", "RUNMERGE_HELPER_RECEIVER=1")
+	line, _ := h.line()
+	url, found := strings.CutPrefix(line, "receiver ")
+	if !found {
+		tb.Fatalf("the receiver process did not start: %q", line)
 	}
-	if err := cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	sc := bufio.NewScanner(out)
-	for sc.Scan() {
-		if url, ok := strings.CutPrefix(sc.Text(), "receiver "); ok {
-			go io.Copy(io.Discard, out)
-			return url
-		}
-	}
-	tb.Fatal("the receiver process did not start")
-	return ""
+	go io.Copy(io.Discard, h.out)
+	return url, h.cmd.Process
 }
 
 // TestHelperReceiver is not a test: run by startReceiverProcess, it serves
@@ -457,6 +452,204 @@ func TestHelperReceiver(t *testing.T) {
 		io.Copy(io.Discard, r.Body)
 		w.WriteHeader(http.StatusNoContent)
 	}))
+}
+
+// helperProcess is this test binary run again as a helper of a benchmark.
+type helperProcess struct {
+	cmd *exec.Cmd
+	in  io.WriteCloser
+	out *bufio.Reader
+}
+
+// startHelper runs this test binary again, running only the helper test
+// name, with env added to its environment. The process is killed when the
+// benchmark ends.
+func startHelper(tb testing.TB, name string, env ...string) *helperProcess {
+	tb.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+name+"$")
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		in.Close()
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	return &helperProcess{cmd: cmd, in: in, out: bufio.NewReader(out)}
+}
+
+// line returns the next line the helper printed, without its line break.
+func (h *helperProcess) line() (string, bool) {
+	line, err := h.out.ReadString('\n')
+	return strings.TrimSpace(line), err == nil
+}
+
+// loadResult is what a load process reports of one run.
+type loadResult struct {
+	writes  int64
+	elapsed time.Duration // from the first write to the last answer
+	cpu     time.Duration // the load process's CPU time, the stream's reading included
+}
+
+// startLoadProcess starts a process that writes people to tenants over
+// the API at url with key (see TestHelperLoad), and, when stream is set,
+// reads a stream of their person.created events. It returns once the
+// process is ready to write.
+func startLoadProcess(tb testing.TB, url, key string, tenants []string, stream bool) *helperProcess {
+	tb.Helper()
+	env := []string{"RUNMERGE_HELPER_LOAD=1", "RUNMERGE_LOAD_URL=" + url, "RUNMERGE_LOAD_KEY=" + key,
+		"RUNMERGE_LOAD_TENANTS=" + strings.Join(tenants, ",")}
+	if stream {
+		env = append(env, "RUNMERGE_LOAD_STREAM=1")
+	}
+	h := startHelper(tb, "TestHelperLoad", env...)
+	if line, ok := h.line(); line != "ready" {
+		tb.Fatalf("the load process did not start: %q %v", line, ok)
+	}
+	return h
+}
+
+// run has the load process make n writes, and returns once they are
+// answered and, with a stream, have all arrived on it.
+func (h *helperProcess) run(tb testing.TB, n int) loadResult {
+	tb.Helper()
+	fmt.Fprintf(h.in, "%d\n", n)
+	line, _ := h.line()
+	var r loadResult
+	var elapsed, cpu int64
+	var failed string
+	if _, err := fmt.Sscanf(line, "done %d %d %d", &r.writes, &elapsed, &cpu); err != nil {
+		failed = line
+	}
+	if failed != "" {
+		tb.Fatalf("load process: %s", failed)
+	}
+	r.elapsed, r.cpu = time.Duration(elapsed), time.Duration(cpu)
+	return r
+}
+
+// TestHelperLoad is not a test: run by startLoadProcess, it reads a count
+// from its input, makes that many writes to the server, 4 × GOMAXPROCS at a
+// time, and prints "done <writes> <elapsed ns> <cpu ns>", until its input
+// ends. With RUNMERGE_LOAD_STREAM=1 it first opens a stream of the
+// person.created events, and waits for every write's event on it before it
+// answers.
+func TestHelperLoad(t *testing.T) {
+	if os.Getenv("RUNMERGE_HELPER_LOAD") != "1" {
+		t.Skip("a helper process for benchmarks")
+	}
+	url, key := os.Getenv("RUNMERGE_LOAD_URL"), os.Getenv("RUNMERGE_LOAD_KEY")
+	tenants := strings.Split(os.Getenv("RUNMERGE_LOAD_TENANTS"), ",")
+	var streamed atomic.Int64
+	if os.Getenv("RUNMERGE_LOAD_STREAM") == "1" {
+		req, _ := http.NewRequest("GET", url+"/v1/stream?eventTypes=person.created", nil)
+		req.Header.Set("x-api-key", key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != 200 {
+			fmt.Printf("stream: %v\n", err)
+			return
+		}
+		go func() {
+			sc := bufio.NewScanner(resp.Body)
+			sc.Buffer(make([]byte, 1<<20), 1<<20)
+			for sc.Scan() {
+				if strings.HasPrefix(sc.Text(), "data: ") {
+					streamed.Add(1)
+				}
+			}
+		}()
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	fmt.Println("ready")
+	in := bufio.NewScanner(os.Stdin)
+	var total int64
+	for in.Scan() {
+		n, _ := strconv.ParseInt(in.Text(), 10, 64)
+		cpu0 := cpuTime()
+		var next, failures atomic.Int64
+		var firstErr atomic.Value
+		var wg sync.WaitGroup
+		start := time.Now()
+		for w := 0; w < 4*runtime.GOMAXPROCS(0); w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					i := next.Add(1)
+					if i > n {
+						return
+					}
+					tenant := tenants[i%int64(len(tenants))]
+					req, _ := http.NewRequest("POST", url+"/v1/people?tenantId="+tenant,
+						strings.NewReader(personJSON(int(total+i))))
+					req.Header.Set("Content-Type", "application/json")
+					req.Header.Set("x-api-key", key)
+					resp, err := client.Do(req)
+					if err == nil {
+						io.Copy(io.Discard, resp.Body)
+						resp.Body.Close()
+						if resp.StatusCode != 201 {
+							err = fmt.Errorf("create: %d", resp.StatusCode)
+						}
+					}
+					if err != nil {
+						failures.Add(1)
+						firstErr.CompareAndSwap(nil, err.Error())
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		elapsed := time.Since(start)
+		if failures.Load() > 0 {
+			fmt.Printf("%d writes failed, the first: %v\n", failures.Load(), firstErr.Load())
+			continue
+		}
+		total += n
+		if os.Getenv("RUNMERGE_LOAD_STREAM") == "1" {
+			deadline := time.Now().Add(time.Minute)
+			for streamed.Load() < total && time.Now().Before(deadline) {
+				time.Sleep(time.Millisecond)
+			}
+			if got := streamed.Load(); got < total {
+				fmt.Printf("the stream carried %d of %d changes\n", got, total)
+				continue
+			}
+		}
+		fmt.Printf("done %d %d %d\n", n, elapsed.Nanoseconds(), (cpuTime() - cpu0).Nanoseconds())
+	}
+}
+
+// processCPU returns the CPU time process p has used, user and system, or
+// 0 when p is nil or cannot be read.
+func processCPU(p *os.Process) time.Duration {
+	if p == nil {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.Pid))
+	if err != nil {
+		return 0
+	}
+	// The fields after the command's name, which ends with the last ")":
+	// utime and stime are the 12th and 13th, in clock ticks of 10 ms.
+	_, rest, _ := strings.Cut(string(b), ") ")
+	f := strings.Fields(rest)
+	if len(f) < 13 {
+		return 0
+	}
+	user, _ := strconv.ParseInt(f[11], 10, 64)
+	sys, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(user+sys) * 10 * time.Millisecond
 }
 
 // perEndpointForBench is RUNMERGE_BENCH_PER_ENDPOINT, or 0 for the default.
