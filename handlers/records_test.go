@@ -727,7 +727,8 @@ func TestRecordFilters(t *testing.T) {
 		t.Errorf("updatedAfter long ago: %v", got)
 	}
 
-	// includeDeleted: tombstones in change order; never with other filters.
+	// includeDeleted: tombstones in change order, selected by every filter
+	// their record matched but q.
 	a.delete(t, "/v1/people/"+d["p2"]+"?tenantId=acme").want(t, 204)
 	if got := d.names(a.list(t, "/v1/people?tenantId=acme", 50)); !slices.Equal(got, []string{"p3", "p4", "p1"}) {
 		t.Errorf("after delete: %v", got)
@@ -748,15 +749,150 @@ func TestRecordFilters(t *testing.T) {
 		url.QueryEscape(withDeleted[3]["updatedAt"].(string)), 50)); !slices.Equal(got, []string{"p2"}) {
 		t.Errorf("includeDeleted with updatedAfter the delete: %v", got)
 	}
-	for _, q := range []string{"linkedEventId=" + d["e1"], "status=Inactive", "q=grace", "type=Attendee"} {
+	for _, q := range []string{"linkedEventId=" + d["e1"], "linkedEventId=" + d["e2"],
+		"linkedTicketId=" + d["t1"], "status=Inactive", "type=Attendee"} {
 		got := d.names(a.list(t, "/v1/people?tenantId=acme&includeDeleted=true&"+q, 50))
+		if !slices.Contains(got, "p2") {
+			t.Errorf("includeDeleted=true&%s does not show the tombstone: %v", q, got)
+		}
+		got = d.names(a.list(t, "/v1/people?tenantId=acme&"+q, 50))
 		if slices.Contains(got, "p2") {
 			t.Errorf("%s shows the deleted record: %v", q, got)
 		}
 	}
-	// Links from a deleted record are gone; links to it no longer match.
-	if got := d.names(a.list(t, "/v1/events?tenantId=acme&linkedPersonId="+d["p2"], 50)); len(got) != 0 {
-		t.Errorf("events linked to a deleted person: %v", got)
+	// A tombstone holds no names to search.
+	if got := d.names(a.list(t, "/v1/people?tenantId=acme&includeDeleted=true&q=grace", 50)); len(got) != 0 {
+		t.Errorf("q=grace with includeDeleted: %v", got)
+	}
+	// The links the deleted record declared no longer select the records it
+	// named; links others declared to it still select those others.
+	for _, q := range []string{"", "&includeDeleted=true"} {
+		if got := d.names(a.list(t, "/v1/events?tenantId=acme&linkedPersonId="+d["p2"]+q, 50)); len(got) != 0 {
+			t.Errorf("events linked to a deleted person%s: %v", q, got)
+		}
+		if got := d.names(a.list(t, "/v1/tickets?tenantId=acme&linkedPersonId="+d["p2"]+q, 50)); !slices.Equal(got, []string{"t1"}) {
+			t.Errorf("tickets that link to a deleted person%s: %v, want [t1]", q, got)
+		}
+	}
+}
+
+// TestRecordTombstonesInFilteredLists checks that a sync client that lists
+// a collection with a filter and includeDeleted=true learns of every
+// deletion of a record it saw there, and that a deleted record's sourceId
+// and remoteId pair is free for a new record.
+func TestRecordTombstonesInFilteredLists(t *testing.T) {
+	a := startRecAPI(t)
+	a.tenant(t, "acme")
+	e1 := a.create(t, "acme", "events", validBody("events", 1))["id"].(string)
+	e2 := a.create(t, "acme", "events", validBody("events", 2))["id"].(string)
+	person := func(n int, event string, change jsonObj) string {
+		body := with(validBody("people", n), jsonObj{"sourceId": "crm", "remoteId": fmt.Sprint(n),
+			"relationships": jsonObj{"linkedEventIds": []any{event}}})
+		return a.create(t, "acme", "people", with(body, change))["id"].(string)
+	}
+	gone := person(1, e1, jsonObj{"status": "Inactive", "type": "Sponsor"})
+	kept := person(2, e1, nil)
+	other := person(3, e2, nil)
+	session := a.create(t, "acme", "sessions", with(validBody("sessions", 1),
+		jsonObj{"eventId": e1, "status": "Cancelled"}))["id"].(string)
+	ticket := a.create(t, "acme", "tickets", with(validBody("tickets", 1),
+		jsonObj{"status": "refunded", "sourceId": "shop", "remoteId": "t1"}))["id"].(string)
+	time.Sleep(2 * time.Millisecond)
+	var all recPage
+	a.get(t, "/v1/people?tenantId=acme").decode(t, 200, &all)
+	since := url.QueryEscape(all.Data[len(all.Data)-1]["updatedAt"].(string))
+
+	for _, p := range []string{"people/" + gone, "people/" + other, "sessions/" + session, "tickets/" + ticket} {
+		a.delete(t, "/v1/"+p+"?tenantId=acme").want(t, 204)
+	}
+
+	isTombstone := func(r jsonObj, id string) bool {
+		return r["id"] == id && r["deleted"] == true && r["tenantId"] == "acme" &&
+			slices.Equal(keys(r), []string{"deleted", "deletedAt", "id", "tenantId", "updatedAt"})
+	}
+	for _, tc := range []struct {
+		path string
+		want string // the tombstone the filter selects
+	}{
+		{"/v1/people?sourceId=crm", gone},
+		{"/v1/people?remoteId=1", gone},
+		{"/v1/people?sourceId=crm&remoteId=1", gone},
+		{"/v1/people?status=Inactive", gone},
+		{"/v1/people?type=Sponsor", gone},
+		{"/v1/people?linkedEventId=" + e1, gone},
+		{"/v1/people?linkedEventId=" + e1 + "&status=Inactive&type=Sponsor", gone},
+		{"/v1/sessions?linkedEventId=" + e1, session},
+		{"/v1/sessions?status=Cancelled", session},
+		{"/v1/tickets?status=refunded", ticket},
+		{"/v1/tickets?sourceId=shop", ticket},
+	} {
+		t.Run(tc.path, func(t *testing.T) {
+			for _, sync := range []string{"", "&updatedAfter=" + since} {
+				got := a.list(t, tc.path+"&tenantId=acme&includeDeleted=true"+sync, 1)
+				if !slices.ContainsFunc(got, func(r jsonObj) bool { return isTombstone(r, tc.want) }) {
+					t.Errorf("includeDeleted=true%s: no tombstone of %s in %v", sync, tc.want, got)
+				}
+				for _, q := range []string{"", "&includeDeleted=false"} {
+					got := a.list(t, tc.path+"&tenantId=acme"+q+sync, 50)
+					if slices.Contains(ids(got), tc.want) {
+						t.Errorf("%s%s shows the deleted record: %v", q, sync, got)
+					}
+				}
+			}
+		})
+	}
+	withDeleted := ids(a.list(t, "/v1/people?tenantId=acme&includeDeleted=true&linkedEventId="+e1, 50))
+	if !slices.Equal(withDeleted, []string{kept, gone}) {
+		t.Errorf("people of e1 with includeDeleted: %v, want [%s %s]", withDeleted, kept, gone)
+	}
+
+	// An event manager sees the tombstones of the records it could see.
+	var key jsonObj
+	a.post(t, "/v1/keys", mustJSON(t, jsonObj{"name": "em", "tenantId": "acme", "role": "event_manager",
+		"eventIds": []any{e1}})).decode(t, 201, &key)
+	emList := func(path string) []string {
+		t.Helper()
+		var pg recPage
+		a.do(t, "GET", path, "", "X-Api-Key", key["key"].(string)).decode(t, 200, &pg)
+		return ids(pg.Data)
+	}
+	for _, tc := range []struct {
+		path string
+		want []string
+	}{
+		{"/v1/people?includeDeleted=true", []string{kept, gone}},
+		{"/v1/people?includeDeleted=true&sourceId=crm", []string{kept, gone}},
+		{"/v1/people?includeDeleted=true&linkedEventId=" + e2, []string{}},
+		{"/v1/people?sourceId=crm", []string{kept}},
+		{"/v1/sessions?includeDeleted=true", []string{session}},
+		{"/v1/sessions?includeDeleted=false", []string{}},
+		{"/v1/tickets?includeDeleted=true", []string{}},
+	} {
+		if got := emList(tc.path + "&limit=500"); !slices.Equal(got, tc.want) {
+			t.Errorf("event manager %s: %v, want %v", tc.path, got, tc.want)
+		}
+	}
+
+	// The pair of a deleted record is free: a create takes it, and a bulk
+	// upsert updates the new record, not the tombstone.
+	again := a.create(t, "acme", "people", with(validBody("people", 11),
+		jsonObj{"sourceId": "crm", "remoteId": "1"}))["id"].(string)
+	var bulk recPage
+	a.post(t, "/v1/people/bulk?tenantId=acme", mustJSON(t, jsonObj{"records": []any{
+		with(validBody("people", 12), jsonObj{"sourceId": "crm", "remoteId": "1"}),
+		with(validBody("people", 13), jsonObj{"sourceId": "crm", "remoteId": "3"}),
+	}})).decode(t, 200, &bulk)
+	if bulk.Data[0]["id"] != again || bulk.Data[0]["version"] != json.Number("2") {
+		t.Errorf("bulk over a reused pair: %v, want version 2 of %s", bulk.Data[0], again)
+	}
+	if bulk.Data[1]["id"] == other || bulk.Data[1]["version"] != json.Number("1") {
+		t.Errorf("bulk over the pair of a tombstone: %v, want a new record", bulk.Data[1])
+	}
+	a.post(t, "/v1/people?tenantId=acme", mustJSON(t, with(validBody("people", 14),
+		jsonObj{"sourceId": "crm", "remoteId": "1"}))).problem(t, 409, "conflict")
+	got := a.list(t, "/v1/people?tenantId=acme&includeDeleted=true&remoteId=1", 50)
+	if len(got) != 2 || !isTombstone(got[0], gone) || got[1]["id"] != again {
+		t.Errorf("remoteId=1 with includeDeleted: %v, want the tombstone then the new record", got)
 	}
 }
 

@@ -20,6 +20,8 @@ import (
 const MaxBulk = 1000
 
 // RecordFilter selects a page of a collection's records, in change order.
+// With IncludeDeleted, a tombstone matches every filter but Query that its
+// record matched when it was deleted; Query never matches a tombstone.
 type RecordFilter struct {
 	Collection     *runmerge.Collection
 	AfterSeq       int64      // the cursor: only records after this position
@@ -200,11 +202,10 @@ func listQuery(p *runmerge.Principal, f RecordFilter, after int64, plan listPlan
 	default:
 		b.WriteString(` FROM records r WHERE collection = ? AND seq > ?`)
 	}
-	filtered := f.SourceID != nil || f.RemoteID != nil || f.Status != nil || f.Type != nil ||
-		len(f.Links) > 0 || f.Query != "" || p.Role == runmerge.RoleEventManager
-	if !f.IncludeDeleted || filtered {
-		// Tombstones carry no fields to match, so a filtered list never
-		// holds one.
+	// A tombstone keeps the filter columns and the links to it that the
+	// record had, so that a filtered sync learns of the deletion; only its
+	// search text is gone (see recordTx.delete).
+	if !f.IncludeDeleted {
 		b.WriteString(` AND deleted_at IS NULL`)
 	}
 	for _, c := range []struct {
@@ -832,15 +833,28 @@ func (w *recordTx) delete(ctx context.Context, c *runmerge.Collection, cur *runm
 	if err != nil {
 		return err
 	}
-	_, err = w.tx.ExecContext(ctx, `UPDATE records SET seq = ?, source_id = NULL, remote_id = NULL,
-		status = NULL, type = NULL, event_id = NULL, data = '{}', raw_data = NULL,
+	// The filter columns stay, so that every list filter that selected the
+	// record selects its tombstone with includeDeleted=true.
+	_, err = w.tx.ExecContext(ctx, `UPDATE records SET seq = ?, data = '{}', raw_data = NULL,
 		version = version + 1, updated_at = ?, deleted_at = ?
 		WHERE id = ?`, seq, formatTime(now), formatTime(now), cur.ID)
 	if err != nil {
 		return wrapErr(err, "delete %s %s", c.Name, cur.ID)
 	}
-	if err := w.unindex(ctx, cur.ID, cur.Seq); err != nil {
-		return err
+	// Of the links the record declared, those from the records it named
+	// to it stay, so that a linked*Id filter (and an event manager's
+	// reach) still finds the tombstone; those from it to them go, so that
+	// a filter by the deleted record's id selects no live record through
+	// links that only the deleted record declared, as before tombstones
+	// kept links. Links other records declare to it are theirs and stay.
+	// The search text goes: q never matches a tombstone, which shows no
+	// names.
+	if _, err := w.tx.ExecContext(ctx, `DELETE FROM links WHERE a_id = ? AND owner_id = ?`,
+		cur.ID, cur.ID); err != nil {
+		return wrapErr(err, "unlink %s", cur.ID)
+	}
+	if _, err := w.tx.ExecContext(ctx, `DELETE FROM records_fts WHERE rowid = ?`, cur.Seq); err != nil {
+		return wrapErr(err, "unindex %s", cur.ID)
 	}
 	tomb := &runmerge.Record{ID: cur.ID, TenantID: w.tenantID, Collection: c.Name, Seq: seq,
 		Version: cur.Version + 1, CreatedAt: cur.CreatedAt, UpdatedAt: now, DeletedAt: &now,
@@ -857,7 +871,8 @@ func (w *recordTx) upsert(
 	if d.index.SourceID != "" && d.index.RemoteID != "" {
 		var id, coll string
 		err := w.tx.QueryRowContext(ctx, `SELECT id, collection FROM records
-			WHERE source_id = ? AND remote_id = ?`, d.index.SourceID, d.index.RemoteID).Scan(&id, &coll)
+			WHERE source_id = ? AND remote_id = ? AND deleted_at IS NULL`,
+			d.index.SourceID, d.index.RemoteID).Scan(&id, &coll)
 		switch {
 		case err == nil && coll != c.Name:
 			e := sourceConflict(d)

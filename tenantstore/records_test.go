@@ -248,20 +248,31 @@ func TestListPlansUseIndexes(t *testing.T) {
 	}
 
 	for _, fc := range bt.documentedFilters() {
+		// Each filter also with includeDeleted=true, as sync clients list.
 		for _, after := range []int64{0, midSeq} {
-			lp, err := bt.db.narrowFilter(ctx, fc.f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			query, args := listQuery(admin, fc.f, after, lp)
-			plan := explain(t, bt, query, args...)
-			if fullScan.MatchString(plan) {
-				t.Errorf("%s, after %d: a full scan of records:\n%s", fc.name, after, plan)
-			}
-			if !slices.ContainsFunc(strings.Split(fc.index, "|"), func(ix string) bool {
-				return strings.Contains(plan, ix)
-			}) {
-				t.Errorf("%s, after %d: the plan does not use %s:\n%s", fc.name, after, fc.index, plan)
+			for _, deleted := range []bool{false, true} {
+				f, index, name := fc.f, fc.index, fc.name
+				if deleted && !f.IncludeDeleted {
+					f.IncludeDeleted = true
+					name += " includeDeleted"
+					if index == "records_live" {
+						index = "records_all"
+					}
+				}
+				lp, err := bt.db.narrowFilter(ctx, f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				query, args := listQuery(admin, f, after, lp)
+				plan := explain(t, bt, query, args...)
+				if fullScan.MatchString(plan) {
+					t.Errorf("%s, after %d: a full scan of records:\n%s", name, after, plan)
+				}
+				if !slices.ContainsFunc(strings.Split(index, "|"), func(ix string) bool {
+					return strings.Contains(plan, ix)
+				}) {
+					t.Errorf("%s, after %d: the plan does not use %s:\n%s", name, after, index, plan)
+				}
 			}
 		}
 		// The filter must also select something where the data has
@@ -402,5 +413,104 @@ func TestSearchIndexRebuiltByMigration(t *testing.T) {
 				t.Errorf("%s q=%s after migration: %d records, want found=%v", coll, q, len(list), want)
 			}
 		}
+	}
+}
+
+// TestTombstonePairFreeAfterMigration makes a tenant file as schema version
+// 2 left it, where a sourceId and remoteId pair was unique among all
+// records, with a tombstone of that version (its columns cleared), and
+// checks that after the migration the pair of a record deleted now is free
+// for a new record, while both tombstones stay listed.
+func TestTombstonePairFreeAfterMigration(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	admin := &runmerge.Principal{Role: runmerge.RoleAdmin}
+	c, _ := runmerge.CollectionByName(runmerge.CollectionPeople)
+	person := func(remoteID string) map[string]any {
+		return map[string]any{"firstName": "Ada", "lastName": "Lovelace", "email": "ada@example.com",
+			"sourceId": "crm", "remoteId": remoteID}
+	}
+	pool, err := NewPool(PoolConfig{Dir: dir, MaxOpen: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pool.Create(ctx, "old"); err != nil {
+		t.Fatal(err)
+	}
+	lease, err := pool.Acquire(ctx, "old")
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := lease.DB().CreateRecord(ctx, admin, c, person("1"), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lease.DB().DeleteRecord(ctx, admin, c, old.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	live, err := lease.DB().CreateRecord(ctx, admin, c, person("2"), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lease.Release()
+	if err := pool.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	db, err := connect(filepath.Join(dir, "old.db"), Options{}.withDefaults(), modeWrite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`UPDATE records SET source_id = NULL, remote_id = NULL WHERE deleted_at IS NOT NULL`,
+		`DROP INDEX records_source_remote`,
+		`CREATE UNIQUE INDEX records_source_remote ON records (source_id, remote_id)
+			WHERE source_id IS NOT NULL AND remote_id IS NOT NULL`,
+		`PRAGMA user_version = 2`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db.Close()
+
+	pool, err = NewPool(PoolConfig{Dir: dir, MaxOpen: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close(ctx)
+	lease, err = pool.Acquire(ctx, "old")
+	if err != nil {
+		t.Fatalf("open a version 2 file: %v", err)
+	}
+	defer lease.Release()
+	tdb := lease.DB()
+	if _, err := tdb.CreateRecord(ctx, admin, c, person("1"), nil, nil); err != nil {
+		t.Errorf("the pair of a version 2 tombstone: %v", err)
+	}
+	if err := tdb.DeleteRecord(ctx, admin, c, live.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	again, err := tdb.BulkUpsert(ctx, admin, c, []map[string]any{person("2")}, nil, nil)
+	if err != nil || again[0].ID == live.ID || again[0].Version != 1 {
+		t.Fatalf("bulk over the pair of a record deleted after the migration: %v", err)
+	}
+	src := "crm"
+	list, _, err := tdb.ListRecords(ctx, admin, RecordFilter{Collection: c, SourceID: &src,
+		IncludeDeleted: true, Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range list {
+		got = append(got, fmt.Sprintf("%s deleted=%v", r.ID, r.Deleted()))
+	}
+	// The version 2 tombstone lost its sourceId; the new one keeps it.
+	if len(list) != 3 || list[1].ID != live.ID || !list[1].Deleted() || list[2].ID != again[0].ID {
+		t.Errorf("sourceId=crm with includeDeleted: %v", got)
+	}
+	all, _, err := tdb.ListRecords(ctx, admin, RecordFilter{Collection: c, IncludeDeleted: true, Limit: 10})
+	if err != nil || len(all) != 4 || all[0].ID != old.ID || !all[0].Deleted() {
+		t.Errorf("every person with includeDeleted: %d records, %v", len(all), err)
 	}
 }
