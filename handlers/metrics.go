@@ -124,12 +124,14 @@ var (
 			"the mean open latency.", nil, nil)
 	poolWaitSecondsDesc = prometheus.NewDesc("runmerge_pool_lease_wait_seconds_total",
 		"Time acquires spent waiting for another's open of the same tenant, or for a close.", nil, nil)
+	sqliteMemoryDesc = prometheus.NewDesc("runmerge_sqlite_memory_bytes",
+		"Memory SQLite holds for every open database: page caches, schemas, statements.", nil, nil)
 )
 
 func (c poolCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{poolOpenDesc, poolLeasedDesc, poolHitsDesc, poolMissesDesc,
 		poolEvictionsDesc, poolIdleClosesDesc, poolOpensDesc, poolOpenErrorsDesc, poolCloseErrorsDesc,
-		poolOpenSecondsDesc, poolWaitSecondsDesc} {
+		poolOpenSecondsDesc, poolWaitSecondsDesc, sqliteMemoryDesc} {
 		ch <- d
 	}
 }
@@ -153,6 +155,7 @@ func (c poolCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(poolCloseErrorsDesc, float64(st.CloseErrors))
 	counter(poolOpenSecondsDesc, st.OpenTime.Seconds())
 	counter(poolWaitSecondsDesc, st.WaitTime.Seconds())
+	gauge(sqliteMemoryDesc, float64(tenantstore.SQLiteMemory()))
 }
 
 // backupCollector reports the backup scheduler's counters.

@@ -83,6 +83,7 @@ func TestMetrics(t *testing.T) {
 		`runmerge_pool_evictions_total 0`,
 		`runmerge_pool_open_seconds_total`,
 		`runmerge_pool_lease_wait_seconds_total`,
+		`runmerge_sqlite_memory_bytes`,
 		`runmerge_backup_cycles_total 1`,
 		`runmerge_backup_snapshots_total 0`,
 		`runmerge_backup_failures_total 0`,

@@ -18,6 +18,10 @@ type Config struct {
 	DataDir     string        // holds catalog.db and tenants/
 	MaxOpen     int           // tenant files held open at most (when none is leased)
 	IdleTimeout time.Duration // close a tenant file unused this long; 0 never
+	// MemoryLimit, when above 0, is a soft limit in bytes on the memory of
+	// SQLite in the whole process (see SQLiteMemory): near it, connections
+	// reuse their cached pages rather than take more.
+	MemoryLimit int64
 	Options     Options
 	Logger      *slog.Logger
 }
@@ -44,6 +48,9 @@ type Store struct {
 func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MemoryLimit > 0 {
+		setSQLiteMemoryLimit(cfg.MemoryLimit)
 	}
 	cat, err := OpenCatalog(ctx, cfg.DataDir, cfg.Options)
 	if err != nil {

@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -26,6 +28,14 @@ const childCommand = "__serve"
 // rootKeyEnv passes the platform admin key to the child.
 const rootKeyEnv = "RUNMERGE_BENCH_ROOT_KEY"
 
+// serverStats is what the child serves at /stats: the pool's counters and
+// where its memory is, SQLite's heap apart from Go's.
+type serverStats struct {
+	tenantstore.PoolStats
+	SQLiteBytes int64
+	GoHeapBytes int64
+}
+
 // runChild serves the API (or the ceiling handler) until SIGTERM, printing
 // "ADDR STATS_ADDR" on standard output once it listens. STATS_ADDR serves
 // the pool's counters as JSON at /stats, apart from the API.
@@ -34,6 +44,13 @@ func runChild(args []string) error {
 	dataDir := fs.String("data-dir", "", "data directory")
 	maxOpen := fs.Int("max-open", 1000, "pool.max_open")
 	ceiling := fs.Bool("ceiling", false, "serve the trivial ceiling handler instead of the API")
+	// The server's own default, unless the environment says otherwise as it
+	// would to runmerge serve.
+	limit := int64(256)
+	if v, err := strconv.ParseInt(os.Getenv("RUNMERGE_SQLITE_MEMORY_LIMIT_MIB"), 10, 64); err == nil {
+		limit = v
+	}
+	memoryMiB := fs.Int64("memory-limit-mib", limit, "sqlite.memory_limit_mib")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -60,6 +77,7 @@ func runChild(args []string) error {
 		log := slog.New(slog.NewTextHandler(io.Discard, nil))
 		store, err = tenantstore.Open(ctx, tenantstore.Config{
 			DataDir: *dataDir, MaxOpen: *maxOpen, IdleTimeout: 10 * time.Minute, Logger: log,
+			MemoryLimit: *memoryMiB << 20,
 		})
 		if err != nil {
 			return err
@@ -77,10 +95,13 @@ func runChild(args []string) error {
 
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}
 	stats := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var s tenantstore.PoolStats
+		var s serverStats
 		if store != nil {
-			s = store.Pool.Stats()
+			s.PoolStats = store.Pool.Stats()
 		}
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		s.SQLiteBytes, s.GoHeapBytes = tenantstore.SQLiteMemory(), int64(ms.HeapInuse)
 		json.NewEncoder(w).Encode(s)
 	})}
 	go srv.Serve(ln)

@@ -17,6 +17,9 @@
 //	list     filtered 50-record pages over a 100,000-record tenant, deep cursors
 //	tenants  10,000 tenants; pool.max_open 100 and 1,000; Zipf and uniform access
 //	soak     the tenants workload for -duration, sampling memory, descriptors, WAL
+//
+// The server runs with the defaults of runmerge serve; the environment
+// variable RUNMERGE_SQLITE_MEMORY_LIMIT_MIB sets its sqlite.memory_limit_mib.
 package main
 
 import (

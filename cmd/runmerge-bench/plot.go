@@ -66,14 +66,18 @@ func (r *run) plotSoak(path string) error {
 	fds.Title.Text = "soak: server open descriptors and WAL size"
 	fds.X.Label.Text, fds.Y.Label.Text = "seconds", "descriptors / WAL MiB"
 	rss := make(plotter.XYs, len(r.Soak))
+	lite := make(plotter.XYs, len(r.Soak))
+	goHeap := make(plotter.XYs, len(r.Soak))
 	fd := make(plotter.XYs, len(r.Soak))
 	wal := make(plotter.XYs, len(r.Soak))
 	for i, s := range r.Soak {
 		rss[i].X, rss[i].Y = s.At, s.RSSMiB
+		lite[i].X, lite[i].Y = s.At, s.SQLiteMiB
+		goHeap[i].X, goHeap[i].Y = s.At, s.GoHeapMiB
 		fd[i].X, fd[i].Y = s.At, float64(s.FDs)
 		wal[i].X, wal[i].Y = s.At, float64(s.WALBytes)/(1<<20)
 	}
-	if err := plotutil.AddLinePoints(mem, "RSS", rss); err != nil {
+	if err := plotutil.AddLinePoints(mem, "RSS", rss, "SQLite heap", lite, "Go heap", goHeap); err != nil {
 		return err
 	}
 	if err := plotutil.AddLinePoints(fds, "descriptors", fd, "WAL MiB", wal); err != nil {

@@ -19,8 +19,6 @@ import (
 	"time"
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
-
-	"github.com/runmerge/runmerge/tenantstore"
 )
 
 // run collects the results of every workload of one invocation.
@@ -68,8 +66,11 @@ type Sample struct {
 	RSSMiB   float64 `json:"rssMiB"`
 	FDs      int     `json:"fds"`
 	WALBytes int64   `json:"walBytes"`
-	Open     int     `json:"openTenants"`
-	Errors   int     `json:"errors"`
+	// Of the resident memory: SQLite's heap and Go's heap in use.
+	SQLiteMiB float64 `json:"sqliteMiB"`
+	GoHeapMiB float64 `json:"goHeapMiB"`
+	Open      int     `json:"openTenants"`
+	Errors    int     `json:"errors"`
 }
 
 func (r *run) add(res *Result) {
@@ -136,9 +137,9 @@ func (c *child) stop() error {
 	return c.cmd.Wait()
 }
 
-// poolStats reads the server's pool counters.
-func (c *child) poolStats() (tenantstore.PoolStats, error) {
-	var s tenantstore.PoolStats
+// poolStats reads the server's pool counters and memory.
+func (c *child) poolStats() (serverStats, error) {
+	var s serverStats
 	resp, err := http.Get(c.stats + "/stats")
 	if err != nil {
 		return s, err
@@ -213,7 +214,7 @@ func (r *run) attack(ctx context.Context, c *child, workload, op string, rate in
 	return res
 }
 
-func poolDelta(before, after tenantstore.PoolStats) *PoolDelta {
+func poolDelta(before, after serverStats) *PoolDelta {
 	d := &PoolDelta{
 		Open:      after.Open,
 		Hits:      after.Hits - before.Hits,
@@ -320,9 +321,10 @@ func (r *run) printTable(w io.Writer) {
 	}
 	fmt.Fprintln(w)
 	if len(r.Soak) > 0 {
-		fmt.Fprintln(w, "\nsoak samples: seconds, RSS MiB, fds, WAL bytes, open tenants, errors")
+		fmt.Fprintln(w, "\nsoak samples: seconds, RSS MiB (SQLite, Go heap), fds, WAL bytes, open tenants, errors")
 		for _, s := range r.Soak {
-			fmt.Fprintf(w, "  %6.0f %8.1f %6d %12d %6d %6d\n", s.At, s.RSSMiB, s.FDs, s.WALBytes, s.Open, s.Errors)
+			fmt.Fprintf(w, "  %6.0f %8.1f (%6.1f %6.1f) %6d %12d %6d %6d\n", s.At, s.RSSMiB, s.SQLiteMiB, s.GoHeapMiB,
+				s.FDs, s.WALBytes, s.Open, s.Errors)
 		}
 	}
 }

@@ -690,10 +690,11 @@ func soakWorkload(ctx context.Context, r *run) error {
 		mib, fds := c.rss()
 		st, _ := c.poolStats()
 		s := Sample{At: time.Since(start).Seconds(), RSSMiB: mib, FDs: fds, WALBytes: walBytes(ts.dir),
+			SQLiteMiB: float64(st.SQLiteBytes) / (1 << 20), GoHeapMiB: float64(st.GoHeapBytes) / (1 << 20),
 			Open: st.Open, Errors: int(errs.Load())}
 		r.Soak = append(r.Soak, s)
-		fmt.Fprintf(os.Stderr, "  %5.0fs RSS %.1f MiB, %d fds, WAL %d bytes, %d open, %d errors\n",
-			s.At, s.RSSMiB, s.FDs, s.WALBytes, s.Open, s.Errors)
+		fmt.Fprintf(os.Stderr, "  %5.0fs RSS %.1f MiB (SQLite %.1f, Go heap %.1f), %d fds, WAL %d bytes, %d open, %d errors\n",
+			s.At, s.RSSMiB, s.SQLiteMiB, s.GoHeapMiB, s.FDs, s.WALBytes, s.Open, s.Errors)
 	}
 	for {
 		select {

@@ -67,6 +67,7 @@ type SQLiteConfig struct {
 	Synchronous string        `mapstructure:"synchronous"`
 	BusyTimeout time.Duration `mapstructure:"busy_timeout"`
 	CacheKiB    int           `mapstructure:"cache_kib"`
+	MemoryMiB   int           `mapstructure:"memory_limit_mib"`
 }
 
 // AuthConfig is authentication.
@@ -128,6 +129,7 @@ var defaults = map[string]any{
 	"sqlite.synchronous":         "NORMAL",
 	"sqlite.busy_timeout":        "5s",
 	"sqlite.cache_kib":           1024,
+	"sqlite.memory_limit_mib":    256,
 	"auth.root_key":              "",
 	"limits.max_body_bytes":      1 << 20,
 	"limits.max_import_bytes":    1 << 30,
@@ -352,6 +354,9 @@ func (c *Config) validate() error {
 	if c.SQLite.CacheKiB < 64 {
 		bad("sqlite.cache_kib", "must be at least 64, got %d", c.SQLite.CacheKiB)
 	}
+	if c.SQLite.MemoryMiB < 0 {
+		bad("sqlite.memory_limit_mib", "must not be negative, got %d", c.SQLite.MemoryMiB)
+	}
 	if k := c.Auth.RootKey; k != "" && len(k) < 32 {
 		bad("auth.root_key", "must be at least 32 characters when set")
 	}
@@ -439,6 +444,7 @@ func (c *Config) storeConfig(log *slog.Logger) tenantstore.Config {
 		DataDir:     c.DataDir,
 		MaxOpen:     c.Pool.MaxOpen,
 		IdleTimeout: c.Pool.IdleTimeout,
+		MemoryLimit: int64(c.SQLite.MemoryMiB) << 20,
 		Options: tenantstore.Options{
 			Synchronous: c.SQLite.Synchronous,
 			BusyTimeout: c.SQLite.BusyTimeout,
