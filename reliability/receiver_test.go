@@ -24,6 +24,10 @@ import (
 // every delivery, with the secret the server showed once, and notes which
 // change events arrived, how often.
 type receiver struct {
+	// Delay is how long the receiver takes over each delivery: a slow
+	// receiver keeps deliveries pending.
+	Delay time.Duration
+
 	mu         sync.Mutex
 	deliveries int
 	byChange   map[string]int      // change event id → deliveries
@@ -51,6 +55,7 @@ func (rc *receiver) subscribe(t testing.TB, p *process, tn string) {
 		if err != nil {
 			return // the server died mid-delivery; it will send it again
 		}
+		time.Sleep(rc.Delay)
 		rc.note(secret, r.Header, body)
 		w.WriteHeader(http.StatusNoContent)
 	}))
