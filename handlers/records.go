@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -182,6 +184,12 @@ func parseListFilter(q query, c *runmerge.Collection) (tenantstore.RecordFilter,
 		}
 	}
 	if v, ok := q.get("q"); ok {
+		// Bytes that are not UTF-8 would reach the full-text index as a
+		// word that matches nothing, and a client would take the empty
+		// page for an answer.
+		if !utf8.ValidString(v) {
+			return f, paramError("q", "must be UTF-8 text")
+		}
 		if f.Query = searchQuery(v); f.Query == "" {
 			return f, paramError("q", "must contain a letter or digit")
 		}
@@ -198,25 +206,40 @@ func contains(list []string, v string) bool {
 	return false
 }
 
-// searchQuery turns what a client typed into a full-text query that matches
-// records holding every word, each as a prefix. Words are quoted, so no
-// character of the input is read as query syntax.
+// Bounds of a search: the bytes of q read, and the words used.
+const (
+	maxSearchBytes = 200
+	maxSearchWords = 8
+)
+
+// searchQuery turns what a client typed, UTF-8 text, into a full-text query
+// that matches records holding every word, each as a prefix, or "" when it
+// has no word. Words are quoted, so no character of the input is read as
+// query syntax. A word without a letter or digit, such as "«" or "—", is
+// left out: the index holds no such word, and searching for one alone
+// would answer an empty page rather than say the search is bad.
 func searchQuery(q string) string {
-	if len(q) > 200 {
-		q = q[:200]
+	if len(q) > maxSearchBytes {
+		// Cut at a character, not inside one.
+		q = strings.ToValidUTF8(q[:maxSearchBytes], "")
 	}
 	words := strings.FieldsFunc(q, func(r rune) bool {
 		return !(r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r > 127)
 	})
 	var b strings.Builder
-	for i, w := range words {
-		if i == 8 {
+	n := 0
+	for _, w := range words {
+		if !strings.ContainsFunc(w, func(r rune) bool { return unicode.IsLetter(r) || unicode.IsNumber(r) }) {
+			continue
+		}
+		if n == maxSearchWords {
 			break
 		}
-		if i > 0 {
+		if n > 0 {
 			b.WriteByte(' ')
 		}
 		b.WriteString(`"` + strings.ReplaceAll(w, `"`, `""`) + `"*`)
+		n++
 	}
 	return b.String()
 }

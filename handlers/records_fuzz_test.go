@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -36,6 +37,7 @@ func FuzzParseListFilter(f *testing.F) {
 		"updatedAfter=2026-05-01T09:00:00Z", "updatedAfter=x", "includeDeleted=true",
 		"sourceRawData=false", "linkedEventId=e1&linkedPersonId=p1", "sourceId=&remoteId=r",
 		"limit=%zz", "a;b", "tenantId=acme", "q=" + strings.Repeat("w+", 300),
+		"q=%FF%FE", "q=ada%C3", "q=%C2%AB+%C2%BB", "q=_", "q=" + strings.Repeat("a", 199) + "%C3%A9",
 	} {
 		for i := range runmerge.CollectionNames {
 			f.Add(q, uint8(i))
@@ -105,8 +107,11 @@ func FuzzParseListFilter(f *testing.F) {
 		if fd, ok := c.Field("status"); ok && lf.Status != nil && fd.Enum != nil && !slices.Contains(fd.Enum, *lf.Status) {
 			t.Fatalf("%q: status %q is not one of %v", raw, *lf.Status, fd.Enum)
 		}
+		if q, ok := values["q"]; ok && !utf8.ValidString(q[0]) {
+			t.Fatalf("%q: accepted q that is not UTF-8", raw)
+		}
 		if lf.Query != "" {
-			if !searchSyntax.MatchString(lf.Query) {
+			if !searchSyntax.MatchString(lf.Query) || !utf8.ValidString(lf.Query) {
 				t.Fatalf("%q: search %q", raw, lf.Query)
 			}
 			var n int

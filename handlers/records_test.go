@@ -688,6 +688,12 @@ func TestRecordFilters(t *testing.T) {
 		{"/v1/people?q=%C3%BCnal", []string{"p4"}},
 		{"/v1/people?q=Analyst", []string{}}, // jobTitle is not searched
 		{"/v1/people?q=a%22+OR+%22", []string{}},
+		{"/v1/people?q=%C2%AB+grace+%E2%80%94+%F0%9F%98%80+hopper+%C2%BB", []string{"p2"}},
+		// A long search is cut at 200 bytes, between characters.
+		{"/v1/people?q=zo%C3%AB+" + strings.Repeat("x", 195) + "%C3%BC", []string{}},
+		{"/v1/people?q=zo%C3%AB+" + strings.Repeat("%C3%BC", 97) + "+ignored", []string{}},
+		// Words without a letter or digit do not count among the eight.
+		{"/v1/people?q=" + strings.Repeat("%C2%AB+", 10) + "zo%C3%AB", []string{"p4"}},
 		{"/v1/events?q=gopher", []string{"e3"}},
 		{"/v1/events?q=berlin&status=Upcoming", []string{"e3"}},
 		{"/v1/exhibitors?q=acme", []string{"x1", "x2"}},
@@ -938,6 +944,12 @@ func TestRecordListParameters(t *testing.T) {
 		{"/v1/people?linkedEventId=", "linkedEventId"},
 		{"/v1/people?q=", "q"},
 		{"/v1/people?q=%21%21%21", "q"},
+		{"/v1/people?q=%FF%FE", "q"},                  // not UTF-8
+		{"/v1/people?q=ada%FF", "q"},                  // a word, then a byte that is not UTF-8
+		{"/v1/people?q=Zo%C3", "q"},                   // a character cut short
+		{"/v1/people?q=%ED%A0%80", "q"},               // a surrogate, which UTF-8 never holds
+		{"/v1/people?q=%C2%AB+%E2%80%94+%C2%BB", "q"}, // « — »: no letter or digit
+		{"/v1/people?q=%F0%9F%98%80", "q"},            // an emoji alone
 		{"/v1/people/" + newUUID() + "?expand=x", "expand"},
 		{"/v1/people/" + newUUID() + "?sourceRawData=1", "sourceRawData"},
 		{"/v1/people/" + newUUID() + "?limit=5", "limit"},
