@@ -36,6 +36,28 @@ type serverStats struct {
 	GoHeapBytes int64
 }
 
+// probeHandler opens the file of the tenant named by the query parameter
+// tenant with tenantstore.ProbeFile, inside the server's process, and
+// answers how long that took in nanoseconds. It is the bare open-and-query
+// measured where the pool's opens happen: beside the files the pool holds
+// open, whose number SQLite's file layer walks on every open, and behind
+// the same HTTP round trip as a request.
+func probeHandler(w http.ResponseWriter, r *http.Request, store *tenantstore.Store) {
+	if store == nil {
+		http.Error(w, "no store", http.StatusNotFound)
+		return
+	}
+	start := time.Now()
+	closeFn, err := tenantstore.ProbeFile(r.Context(), store.Pool.Path(r.URL.Query().Get("tenant")), tenantstore.Options{})
+	d := time.Since(start)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	closeFn()
+	fmt.Fprint(w, d.Nanoseconds())
+}
+
 // runChild serves the API (or the ceiling handler) until SIGTERM, printing
 // "ADDR STATS_ADDR" on standard output once it listens. STATS_ADDR serves
 // the pool's counters as JSON at /stats, apart from the API.
@@ -95,6 +117,10 @@ func runChild(args []string) error {
 
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}
 	stats := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/probe" {
+			probeHandler(w, r, store)
+			return
+		}
 		var s serverStats
 		if store != nil {
 			s.PoolStats = store.Pool.Stats()

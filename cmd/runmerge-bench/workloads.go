@@ -497,6 +497,48 @@ func (ts *tenantSet) probe(ctx context.Context, n int) *Result {
 	return res
 }
 
+// probeInServer times n bare opens-and-queries of tenant files inside the
+// server's process (see probeHandler), one at a time, walking the tenants
+// from first. It returns two results: the round trip over HTTP, to set
+// beside a request that opens its tenant, and the open alone as timed in
+// the server.
+func (ts *tenantSet) probeInServer(c *child, first, n int) (overHTTP, inServer *Result) {
+	overHTTP = &Result{Workload: "tenants", Op: "bare open-and-query in the server, over HTTP", Mode: "sequential",
+		Errors: map[string]int{}}
+	inServer = &Result{Workload: "tenants", Op: "bare open-and-query in the server", Mode: "sequential",
+		Errors: map[string]int{}}
+	client := &http.Client{Timeout: 10 * time.Second}
+	var trips, opens []time.Duration
+	start := time.Now()
+	for i := range n {
+		id := ts.ids[(first+i)%len(ts.ids)]
+		t0 := time.Now()
+		resp, err := client.Get(c.stats + "/probe?tenant=" + id)
+		if err != nil {
+			overHTTP.Errors["error"]++
+			continue
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		trip := time.Since(t0)
+		ns, perr := strconv.ParseInt(string(body), 10, 64)
+		if err != nil || resp.StatusCode != http.StatusOK || perr != nil {
+			overHTTP.Errors[strconv.Itoa(resp.StatusCode)]++
+			continue
+		}
+		trips = append(trips, trip)
+		opens = append(opens, time.Duration(ns))
+	}
+	for _, res := range []*Result{overHTTP, inServer} {
+		res.Requests = uint64(n)
+		res.Seconds = time.Since(start).Seconds()
+		res.PerSecond = float64(n) / res.Seconds
+	}
+	overHTTP.percentiles(trips)
+	inServer.percentiles(opens)
+	return overHTTP, inServer
+}
+
 // mixedTargeter requests tenants chosen by next: 90 % GET one person, 10 %
 // create a person. It records the trace of tenants for the LRU replay.
 func (c *child) mixedTargeter(ts *tenantSet, next func(*rand.Rand) int, trace *[]int) vegeta.Targeter {
@@ -604,10 +646,23 @@ func (r *run) tenantsPhase(ctx context.Context, ts *tenantSet, maxOpen int) erro
 	})
 	miss := r.attack(ctx, c, "tenants", label("GET, tenant closed"), 0, r.opts.duration, missTr)
 	r.opts.workers = saved
+	// The same bare open, in the server with its pool full, on tenants the
+	// walk has not reached, so closed.
+	overHTTP, inServer := ts.probeInServer(c, next+1, 2000)
+	overHTTP.Op, inServer.Op = label(overHTTP.Op), label(inServer.Op)
+	miss.Notes = map[string]float64{"p99OverP50": round(miss.P99 / miss.P50)}
 	if probe.P50 > 0 {
-		miss.Notes = map[string]float64{"p50OverBareOpen": round(miss.P50 / probe.P50), "p99OverP50": round(miss.P99 / miss.P50)}
+		miss.Notes["p50OverBareOpen"] = round(miss.P50 / probe.P50)
+	}
+	if inServer.P50 > 0 {
+		miss.Notes["p50OverBareOpenInServer"] = round(miss.P50 / inServer.P50)
+	}
+	if overHTTP.P50 > 0 {
+		miss.Notes["p50OverBareOpenInServerOverHTTP"] = round(miss.P50 / overHTTP.P50)
 	}
 	r.add(miss)
+	r.add(inServer)
+	r.add(overHTTP)
 
 	for _, dist := range []string{"uniform", "zipf"} {
 		var trace []int
