@@ -131,11 +131,6 @@ func (s *Server) stream(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if now := d.Position(); pos < 0 || pos > now {
-		// No id yet, or one from the future (a catalog restored from an
-		// older copy): start at the present rather than wait for it.
-		pos = now
-	}
 
 	who := p.KeyID
 	if who == "" {
@@ -145,6 +140,19 @@ func (s *Server) stream(c echo.Context) error {
 		return err
 	}
 	defer s.streams.leave(who)
+	// The dispatcher follows the tenant files while a stream is open. A
+	// stream from the present waits for it to take what was written while
+	// it did not, which is the past.
+	detach, err := d.Attach(ctx, pos < 0)
+	if err != nil {
+		return err
+	}
+	defer detach()
+	if now := d.Position(); pos < 0 || pos > now {
+		// No id yet, or one from the future (a catalog restored from an
+		// older copy): start at the present rather than wait for it.
+		pos = now
+	}
 
 	keep := func(e *webhook.Event) bool {
 		if types != nil && !types[e.Type] {

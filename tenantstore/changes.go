@@ -88,15 +88,35 @@ func (db *DB) ChangesAt(ctx context.Context, seqs []int64) (map[int64]*runmerge.
 }
 
 // LastChange returns the position and id of the tenant's latest change
-// event, or 0 and "" when it has none.
+// event. When every change has been pruned it returns the last position
+// given out and "", and 0 and "" when the tenant never had a change.
 func (db *DB) LastChange(ctx context.Context) (int64, string, error) {
 	var seq int64
 	var id string
 	err := db.r.QueryRowContext(ctx, `SELECT seq, id FROM changes ORDER BY seq DESC LIMIT 1`).Scan(&seq, &id)
 	if errors.Is(err, sql.ErrNoRows) {
-		return 0, "", nil
+		// Positions are never given out twice (AUTOINCREMENT), and
+		// sqlite_sequence keeps the last one after the rows are gone.
+		err = db.r.QueryRowContext(ctx, `SELECT seq FROM sqlite_sequence WHERE name = 'changes'`).Scan(&seq)
+		if errors.Is(err, sql.ErrNoRows) {
+			return 0, "", nil
+		}
 	}
 	return seq, id, wrapErr(err, "read last change of %s", db.id)
+}
+
+// LastChangeBefore returns the position and id of the latest change event
+// stamped before before, and false when there is none. Its cost is the
+// changes before that time.
+func (db *DB) LastChangeBefore(ctx context.Context, before time.Time) (FeedCursor, bool, error) {
+	var cur FeedCursor
+	err := db.r.QueryRowContext(ctx, `SELECT seq, id FROM changes
+		WHERE seq < coalesce((SELECT seq FROM changes WHERE at >= ? ORDER BY seq LIMIT 1), ?)
+		ORDER BY seq DESC LIMIT 1`, formatTime(before), int64(math.MaxInt64)).Scan(&cur.Seq, &cur.ID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return cur, false, nil
+	}
+	return cur, err == nil, wrapErr(err, "read changes of %s", db.id)
 }
 
 // ChangeIDAt returns the id of the change event at seq, and false when
@@ -110,9 +130,12 @@ func (db *DB) ChangeIDAt(ctx context.Context, seq int64) (string, bool, error) {
 	return id, err == nil, wrapErr(err, "read change of %s", db.id)
 }
 
+// PruneBatch is the most change events PruneChanges deletes at a time.
+const PruneBatch = 5000
+
 // PruneChanges deletes change events older than before, but none after
 // position through, which may not have been taken for delivery yet. It
-// deletes at most 5,000 at a time, so as not to hold up the tenant's
+// deletes at most PruneBatch at a time, so as not to hold up the tenant's
 // writers; it returns how many it deleted. A change's time never decreases
 // as its position grows, so the oldest changes are the first positions.
 func (db *DB) PruneChanges(ctx context.Context, before time.Time, through int64) (int64, error) {
@@ -120,8 +143,8 @@ func (db *DB) PruneChanges(ctx context.Context, before time.Time, through int64)
 	err := db.Write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM changes WHERE seq <= ?
 			AND seq < coalesce((SELECT seq FROM changes WHERE at >= ? ORDER BY seq LIMIT 1), ?)
-			AND seq < (SELECT min(seq) FROM changes) + 5000`,
-			through, formatTime(before), int64(math.MaxInt64))
+			AND seq < (SELECT min(seq) FROM changes) + ?`,
+			through, formatTime(before), int64(math.MaxInt64), PruneBatch)
 		if err != nil {
 			return err
 		}

@@ -40,19 +40,46 @@ type collector struct {
 	// catalog changed_at moved: writes of other processes, which do not
 	// mark their tenants before they write.
 	changedSince time.Time
+
+	// wantedAt is when someone last wanted changes; the collector stops
+	// following IdleAfter later. prunedAt is when the outboxes were last
+	// pruned while it did not follow.
+	wantedAt time.Time
+	prunedAt time.Time
+	// catching is the catch-up under way since the collector started
+	// following, nil when there is none.
+	catching *catchUp
+}
+
+// catchUp is what the collector must still take, after it starts
+// following, before the changes written while it did not follow are all
+// in the change log.
+type catchUp struct {
+	tenants       map[string]bool
+	tenantChanges bool
+	done          chan struct{}
 }
 
 func newCollector(d *Dispatcher, tcCursor int64) *collector {
-	return &collector{d: d, feeds: make(map[string]*feedState), tcCursor: tcCursor}
+	return &collector{d: d, feeds: make(map[string]*feedState), tcCursor: tcCursor,
+		prunedAt: time.Now()}
 }
 
 func (c *collector) run() {
 	defer c.d.loops.Done()
 	sweep := time.NewTicker(c.d.cfg.SweepInterval)
 	defer sweep.Stop()
-	c.sweep()
 	var last time.Time
 	for {
+		if !c.d.following.Load() {
+			if !c.idle(sweep.C) {
+				return
+			}
+			continue
+		}
+		if !c.wanted() && c.stopFollowing() {
+			continue
+		}
 		if wait := c.d.cfg.CollectGap - time.Since(last); wait > 0 {
 			select {
 			case <-c.d.stopping:
@@ -83,8 +110,209 @@ func (c *collector) run() {
 	}
 }
 
-// takeDirty removes up to n tenants from the dirty set and returns them.
-func (c *collector) takeDirty(n int) []string {
+// wanted reports whether anyone may want changes now or did within
+// IdleAfter: an active webhook, an open stream, or a catch-up under way,
+// which someone waits for.
+func (c *collector) wanted() bool {
+	d := c.d
+	if d.listeners.Load() == 0 && c.catching == nil {
+		hooks, err := d.hooks.get(d.sendCtx)
+		if err == nil && hooks.active == 0 {
+			return time.Since(c.wantedAt) < d.cfg.IdleAfter
+		}
+		// A webhook may be active when they cannot be read.
+	}
+	c.wantedAt = time.Now()
+	return true
+}
+
+// awaited reports whether someone waits for the collector to catch up.
+func (c *collector) awaited() bool {
+	c.d.followMu.Lock()
+	defer c.d.followMu.Unlock()
+	return c.d.caughtUp != nil
+}
+
+// idle waits, following nothing, until someone may want changes, and
+// starts following then. Meanwhile it prunes the outboxes, once per prune
+// interval. It returns false when the dispatcher stops.
+func (c *collector) idle(sweep <-chan time.Time) bool {
+	d := c.d
+	for {
+		if c.wanted() || c.awaited() {
+			c.startFollowing()
+			return true
+		}
+		if time.Since(c.prunedAt) >= d.cfg.PruneInterval {
+			c.prunedAt = time.Now()
+			c.pruneIdle()
+		}
+		select {
+		case <-d.stopping:
+			return false
+		case <-d.wake:
+		case <-sweep:
+		case r := <-d.resets:
+			r.done <- c.reset(r.tenantID)
+		}
+	}
+}
+
+// startFollowing has the collector follow the tenant files again. Every
+// marked tenant, and every tenant changed since the last sweep, is read
+// from its feed's cursor: that takes what was written while nobody
+// followed. Streams that start from the present wait for it (Attach).
+func (c *collector) startFollowing() {
+	d := c.d
+	d.followMu.Lock()
+	// Set before the marks are read: a write that commits after this is
+	// notified, and one that committed before has its tenant marked.
+	d.following.Store(true)
+	if d.caughtUp == nil {
+		d.caughtUp = make(chan struct{})
+	}
+	c.catching = &catchUp{tenants: make(map[string]bool), tenantChanges: true, done: d.caughtUp}
+	d.followMu.Unlock()
+
+	// Feeds are loaded again, so that the sweep notifies every marked
+	// tenant, whatever it saw of it before.
+	c.feeds = make(map[string]*feedState)
+	if err := c.sweep(); err != nil {
+		// The streams waiting go on; the next sweep finds the tenants.
+		c.finishCatchUp()
+		return
+	}
+	d.dirtyMu.Lock()
+	for id := range d.dirty {
+		c.catching.tenants[id] = true
+	}
+	d.dirtyMu.Unlock()
+	d.log.Debug("following tenant changes", "tenants", len(c.catching.tenants))
+}
+
+// stopFollowing stops following the tenant files, unless a stream has
+// just opened. Tenants already noted as changed stay noted. It reports
+// whether it stopped.
+func (c *collector) stopFollowing() bool {
+	d := c.d
+	d.followMu.Lock()
+	if d.listeners.Load() > 0 {
+		d.followMu.Unlock()
+		return false
+	}
+	d.following.Store(false)
+	d.followMu.Unlock()
+	c.finishCatchUp()
+	c.feeds = make(map[string]*feedState)
+	d.log.Debug("no subscriber: not following tenant changes")
+	return true
+}
+
+// pruneIdle prunes, while the collector does not follow, the outboxes of
+// the marked tenants: those written since it stopped. Changes older than
+// the retention go whether they were taken into the change log or not,
+// since no stream can resume to them any more and no webhook wanted them
+// (none was active, or the collector would have followed); the feed moves
+// past them. A mark older than the retention has no change left to cover
+// and is cleared. The cost is the marked tenants, once per prune interval.
+func (c *collector) pruneIdle() {
+	d := c.d
+	ctx := d.sendCtx
+	marks, err := d.catalog.MarkedFeeds(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			d.log.Warn("read marked tenants", "error", err)
+		}
+		return
+	}
+	before := time.Now().Add(-d.cfg.Retention)
+	var pruned int64
+	for _, m := range marks {
+		n, err := c.pruneFeed(ctx, m, before)
+		pruned += n
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			d.log.Warn("prune tenant changes", "tenant", m.TenantID, "error", err)
+			continue
+		}
+		at, err := time.Parse(time.RFC3339Nano, m.MarkedAt)
+		if err == nil && at.Before(before.Add(-createdSlack)) {
+			if _, err := d.catalog.ClearMark(ctx, m.TenantID, m.MarkedAt); err != nil {
+				d.log.Warn("clear tenant mark", "tenant", m.TenantID, "error", err)
+			}
+		}
+	}
+	if pruned > 0 {
+		d.log.Info("pruned tenant changes", "tenants", len(marks), "count", pruned)
+	}
+}
+
+// pruneFeed moves tenant m's feed past its changes older than before and
+// deletes them, returning how many it deleted.
+func (c *collector) pruneFeed(ctx context.Context, m tenantstore.FeedMark,
+	before time.Time) (int64, error) {
+	l, err := c.d.store.Pool.Acquire(ctx, m.TenantID)
+	if runmerge.ErrorCode(err) == runmerge.ENOTFOUND {
+		return 0, nil
+	} else if err != nil {
+		return 0, err
+	}
+	defer l.Release()
+	db := l.DB()
+	cur, ok, err := db.LastChangeBefore(ctx, before)
+	if err != nil || !ok {
+		return 0, err
+	}
+	if cur.Seq > m.Cursor.Seq {
+		if err := c.d.catalog.SetFeed(ctx, m.TenantID, cur); err != nil {
+			return 0, err
+		}
+	}
+	var total int64
+	for {
+		n, err := db.PruneChanges(ctx, before, max(cur.Seq, m.Cursor.Seq))
+		total += n
+		if err != nil || n < tenantstore.PruneBatch {
+			return total, err
+		}
+	}
+}
+
+// caught notes that tenants ids were read to the end of their changes, or
+// are gone, and ends the catch-up when nothing is left to take.
+func (c *collector) caught(ids []string, tenantChanges bool) {
+	if c.catching == nil {
+		return
+	}
+	for _, id := range ids {
+		delete(c.catching.tenants, id)
+	}
+	if tenantChanges {
+		c.catching.tenantChanges = false
+	}
+	if len(c.catching.tenants) == 0 && !c.catching.tenantChanges {
+		c.finishCatchUp()
+	}
+}
+
+// finishCatchUp ends the catch-up under way, if any, releasing the streams
+// that wait for it.
+func (c *collector) finishCatchUp() {
+	d := c.d
+	d.followMu.Lock()
+	defer d.followMu.Unlock()
+	if c.catching != nil {
+		close(c.catching.done)
+		c.catching = nil
+		d.caughtUp = nil
+	}
+}
+
+// takeDirty removes up to n tenants from the dirty set and returns them,
+// and whether more are left.
+func (c *collector) takeDirty(n int) ([]string, bool) {
 	d := c.d
 	d.dirtyMu.Lock()
 	defer d.dirtyMu.Unlock()
@@ -96,7 +324,7 @@ func (c *collector) takeDirty(n int) []string {
 		ids = append(ids, id)
 		delete(d.dirty, id)
 	}
-	return ids
+	return ids, len(d.dirty) > 0
 }
 
 func (c *collector) isDirty(id string) bool {
@@ -110,14 +338,14 @@ func (c *collector) isDirty(id string) bool {
 // a restart, or by another process). A tenant whose mark is old, and that
 // has been read to the end since, loses its mark. The cost is the number of
 // marked tenants, those written to in the last few minutes.
-func (c *collector) sweep() {
+func (c *collector) sweep() error {
 	ctx := c.d.sendCtx
 	marks, err := c.d.catalog.MarkedFeeds(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
 			c.d.log.Warn("read marked tenants", "error", err)
 		}
-		return
+		return err
 	}
 	c.d.tenantsChanged.Store(true)
 	c.d.forgetMarks()
@@ -157,6 +385,7 @@ func (c *collector) sweep() {
 			delete(c.feeds, id)
 		}
 	}
+	return nil
 }
 
 // findChanged looks for tenants whose records changed (by the catalog's
@@ -203,29 +432,37 @@ func (c *collector) round() bool {
 	ctx := c.d.sendCtx
 	start := time.Now()
 	defer func() { c.d.stats.collectNanos.Add(int64(time.Since(start))) }()
-	ids := c.takeDirty(collectTenants)
+	// Tenants beyond this round's share wait for the next round, at once.
+	ids, more := c.takeDirty(collectTenants)
 	c.d.stats.tenantReads.Add(int64(len(ids)))
-	more := false
 	batch := &tenantstore.ChangeBatch{Cursors: make(map[string]tenantstore.FeedCursor)}
 	var events []*Event
+	// Tenants read to the end, or given up on for now, for the catch-up.
+	done := make([]string, 0, len(ids))
 	for _, id := range ids {
 		n, err := c.readTenant(ctx, id, batch, &events)
 		if err != nil {
 			if ctx.Err() == nil {
-				// The sweep brings the tenant back, as it is still marked.
+				// The sweep brings the tenant back, as it is still marked
+				// and its feed is loaded again.
 				c.d.log.Warn("read tenant changes", "tenant", id, "error", err)
 			}
+			delete(c.feeds, id)
+			done = append(done, id)
 			continue
 		}
 		if n == collectBatch {
 			more = true
 			c.d.Notify(id)
+		} else {
+			done = append(done, id)
 		}
 	}
 
 	// tenant.* events are looked for when told of a tenant change, and at
 	// every sweep for those made by another process.
 	var tcs []*runmerge.Change
+	tcsDone := false // tenant_changes read to the end
 	if c.d.tenantsChanged.Swap(false) {
 		var err error
 		tcs, err = c.d.catalog.TenantChangesAfter(ctx, c.tcCursor, collectBatch)
@@ -235,6 +472,7 @@ func (c *collector) round() bool {
 				c.d.log.Warn("read tenant events", "error", err)
 			}
 		}
+		tcsDone = err == nil && len(tcs) < collectBatch
 	}
 	for _, ch := range tcs {
 		events = append(events, eventOf(ch, ""))
@@ -249,6 +487,7 @@ func (c *collector) round() bool {
 		more = true
 	}
 	if len(batch.Entries) == 0 && len(batch.Cursors) == 0 {
+		c.caught(done, tcsDone)
 		return more
 	}
 
@@ -298,6 +537,7 @@ func (c *collector) round() bool {
 	for _, id := range revoked {
 		c.d.disableWebhook(id, "the key that created it was revoked or has expired")
 	}
+	c.caught(done, tcsDone)
 	return more
 }
 
@@ -460,9 +700,11 @@ func (c *collector) fanOut(ctx context.Context, batch *tenantstore.ChangeBatch,
 	}
 	var revoked []string
 	var claims []claim
+	var hearing []*hookState
 	gone := make(map[string]bool)
 	for i, e := range batch.Entries {
-		for _, h := range hooks.hearing(events[i]) {
+		hearing = hooks.hearing(hearing[:0], events[i])
+		for _, h := range hearing {
 			if gone[h.ID] {
 				continue
 			}

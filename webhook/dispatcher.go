@@ -13,6 +13,13 @@
 // a write marks its tenant in the catalog before it begins (BeginWrite),
 // the store tells the dispatcher after it commits (Notify), and the
 // dispatcher reads only the marked tenants after a restart.
+//
+// The dispatcher follows the tenant files only while someone may want a
+// change: an active webhook or an open stream. Otherwise a write costs
+// nothing beyond its outbox row (and a mark every few seconds per tenant):
+// the marks keep the tenants whose changes wait, and the first subscriber
+// has the dispatcher take them into the change log, so that a stream can
+// still resume across the time nobody listened.
 package webhook
 
 import (
@@ -81,6 +88,11 @@ type Config struct {
 	QuietPeriod   time.Duration
 	PruneInterval time.Duration
 
+	// IdleAfter is how long the dispatcher goes on following the tenant
+	// files after the last webhook was disabled or deleted and the last
+	// stream closed, so that a stream reconnecting soon finds it following.
+	IdleAfter time.Duration
+
 	Logger *slog.Logger
 }
 
@@ -117,6 +129,9 @@ func (c Config) withDefaults() Config {
 	if c.PruneInterval <= 0 {
 		c.PruneInterval = time.Hour
 	}
+	if c.IdleAfter <= 0 {
+		c.IdleAfter = 30 * time.Second
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -132,6 +147,13 @@ const (
 	markWindow = 10 * time.Second
 	markSlack  = time.Minute
 )
+
+// createdSlack is how much older than a webhook a change may be and still
+// be delivered to it. A write commits within markWindow plus markSlack of
+// the time it stamps on its change, so every change that committed after
+// the webhook was made is delivered, and a webhook made after a time
+// nobody listened does not hear all that was written then.
+const createdSlack = markWindow + markSlack
 
 // Dispatcher takes change events from the tenant files into the change
 // log, delivers them to webhooks and serves them to streams.
@@ -149,9 +171,19 @@ type Dispatcher struct {
 	lastMark map[string]time.Time
 	marks    chan markRequest
 
-	// Tenants the store says changed, for the collector.
+	// Tenants the store says changed, for the collector; only while it
+	// follows the tenant files.
 	dirtyMu sync.Mutex
 	dirty   map[string]bool
+	// following is set while the collector takes changes into the change
+	// log; listeners counts the open streams. followMu orders the changes
+	// of both with caughtUp, which is closed when the collector has taken
+	// what was written while it did not follow (nil when it is not
+	// catching up).
+	following atomic.Bool
+	listeners atomic.Int64
+	followMu  sync.Mutex
+	caughtUp  chan struct{}
 	// tenantsChanged is set when tenant.* events may be waiting.
 	tenantsChanged atomic.Bool
 	wake           chan struct{}
@@ -178,6 +210,7 @@ type Dispatcher struct {
 	workers  sync.WaitGroup
 	recorder sync.WaitGroup
 	stopOnce sync.Once
+	stopped  chan struct{} // closed once everything has stopped
 }
 
 // New returns a dispatcher over store. It does nothing until Start, but its
@@ -271,17 +304,17 @@ func (d *Dispatcher) Stop(ctx context.Context) error {
 		d.hub.close()
 		d.sched.close()
 		d.cancel()
+		d.stopped = make(chan struct{})
+		go func() {
+			d.loops.Wait()
+			d.workers.Wait()
+			close(d.results)
+			d.recorder.Wait()
+			close(d.stopped)
+		}()
 	})
-	done := make(chan struct{})
-	go func() {
-		d.loops.Wait()
-		d.workers.Wait()
-		close(d.results)
-		d.recorder.Wait()
-		close(done)
-	}()
 	select {
-	case <-done:
+	case <-d.stopped:
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("stop webhook dispatcher: %w", ctx.Err())
@@ -404,8 +437,13 @@ func (d *Dispatcher) writeMarks() {
 }
 
 // Notify tells the dispatcher that tenantID committed changes. The store
-// calls it after every commit; it never blocks.
+// calls it after every commit; it never blocks. While the dispatcher does
+// not follow the tenant files it does nothing: the tenant's mark keeps the
+// changes for later.
 func (d *Dispatcher) Notify(tenantID string) {
+	if !d.following.Load() {
+		return
+	}
 	d.dirtyMu.Lock()
 	d.dirty[tenantID] = true
 	d.dirtyMu.Unlock()
@@ -418,6 +456,65 @@ func (d *Dispatcher) Notify(tenantID string) {
 func (d *Dispatcher) NotifyTenants() {
 	d.tenantsChanged.Store(true)
 	d.wakeCollector()
+}
+
+// catchUpWait bounds how long a new subscriber waits for the collector to
+// take what was written while nobody listened (Attach, CreateWebhook).
+const catchUpWait = 10 * time.Second
+
+// Attach registers an open stream: while any is open the dispatcher
+// follows the tenant files. If it was not following it starts, and with
+// fromPresent Attach returns once what was written before is in the change
+// log (or after catchUpWait), so that the stream's present, Position, comes
+// after it. A stream resuming from a position needs no wait: what is taken
+// later gets later positions. Call detach when the stream ends.
+func (d *Dispatcher) Attach(ctx context.Context, fromPresent bool) (detach func(), err error) {
+	// Counted under followMu, so that the collector does not stop following
+	// between this and catchUp's look at whether it follows.
+	d.followMu.Lock()
+	d.listeners.Add(1)
+	d.followMu.Unlock()
+	detach = sync.OnceFunc(func() { d.listeners.Add(-1) })
+	if !fromPresent {
+		d.wakeCollector()
+		return detach, nil
+	}
+	if err := d.catchUp(ctx); err != nil {
+		detach()
+		return nil, err
+	}
+	return detach, nil
+}
+
+// catchUp has the collector follow the tenant files, if it does not, and
+// waits until it has taken what was written while it did not, or for
+// catchUpWait. Before Start and after Stop there is nothing to wait for.
+func (d *Dispatcher) catchUp(ctx context.Context) error {
+	if !d.started.Load() {
+		return nil
+	}
+	d.followMu.Lock()
+	if !d.following.Load() && d.caughtUp == nil {
+		d.caughtUp = make(chan struct{})
+	}
+	caughtUp := d.caughtUp
+	d.followMu.Unlock()
+	d.wakeCollector()
+	if caughtUp == nil {
+		return nil
+	}
+	t := time.NewTimer(catchUpWait)
+	defer t.Stop()
+	select {
+	case <-caughtUp:
+	case <-t.C:
+		d.log.Warn("still taking the changes written while nobody listened; going on",
+			"waited", catchUpWait)
+	case <-d.stopping:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return nil
 }
 
 // TenantReplaced tells the dispatcher that tenantID's file was replaced
@@ -489,6 +586,11 @@ func (d *Dispatcher) CreateWebhook(ctx context.Context, owner *runmerge.Principa
 	if err := CheckEventTypes(in.EventTypes, "/eventTypes"); err != nil {
 		return nil, "", err
 	}
+	// What was written while nobody listened goes into the change log
+	// before the webhook exists, so that the webhook hears none of it.
+	if err := d.catchUp(ctx); err != nil {
+		return nil, "", err
+	}
 	now := runmerge.Now()
 	w := &tenantstore.Webhook{
 		ID:          uuid.Must(uuid.NewV7()).String(),
@@ -511,6 +613,7 @@ func (d *Dispatcher) CreateWebhook(ctx context.Context, owner *runmerge.Principa
 		return nil, "", err
 	}
 	d.hooks.invalidate()
+	d.wakeCollector()
 	d.log.Info("webhook created", "webhook", w.ID, "tenant", w.TenantID, "key", owner.KeyID)
 	return w, secret, nil
 }
@@ -553,12 +656,18 @@ func (d *Dispatcher) UpdateWebhook(ctx context.Context, id string,
 	if upd.Status != nil && *upd.Status == tenantstore.WebhookActive {
 		clear := ""
 		upd.DisabledReason = &clear
+		// A disabled webhook hears nothing written meanwhile; see
+		// CreateWebhook.
+		if err := d.catchUp(ctx); err != nil {
+			return nil, err
+		}
 	}
 	w, err := d.catalog.UpdateWebhook(ctx, id, upd)
 	if err != nil {
 		return nil, err
 	}
 	d.hooks.invalidate()
+	d.wakeCollector()
 	d.wakePoller()
 	return w, nil
 }

@@ -23,16 +23,17 @@ type hookState struct {
 type hookSet struct {
 	byID     map[string]*hookState
 	byTenant map[string][]*hookState
+	active   int // the active webhooks
 }
 
-// hearing returns the active webhooks that hear e: subscribed to its tenant
-// (or to every tenant) and its type, and owned by a key that may read it.
-func (s *hookSet) hearing(e *Event) []*hookState {
-	var out []*hookState
-	for _, list := range [][]*hookState{s.byTenant[e.TenantID], s.byTenant[""]} {
+// hearing appends to out the active webhooks that hear e: subscribed to
+// its tenant (or to every tenant) and its type, made before e (give or take
+// createdSlack), and owned by a key that may read it.
+func (s *hookSet) hearing(out []*hookState, e *Event) []*hookState {
+	for _, list := range [2][]*hookState{s.byTenant[e.TenantID], s.byTenant[""]} {
 		for _, h := range list {
 			if h.Status == tenantstore.WebhookActive && matchesTypes(h.EventTypes, e.Type) &&
-				Visible(&h.Owner, e) {
+				!e.At.Before(h.CreatedAt.Add(-createdSlack)) && Visible(&h.Owner, e) {
 				out = append(out, h)
 			}
 		}
@@ -102,6 +103,9 @@ func (c *hookCache) load(ctx context.Context) (*hookSet, error) {
 		}
 		set.byID[w.ID] = h
 		set.byTenant[w.TenantID] = append(set.byTenant[w.TenantID], h)
+		if w.Status == tenantstore.WebhookActive {
+			set.active++
+		}
 	}
 	return set, nil
 }
