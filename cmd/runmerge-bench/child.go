@@ -10,10 +10,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	_ "net/http/pprof"
 	"os"
 	"os/signal"
 	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -60,7 +62,8 @@ func probeHandler(w http.ResponseWriter, r *http.Request, store *tenantstore.Sto
 
 // runChild serves the API (or the ceiling handler) until SIGTERM, printing
 // "ADDR STATS_ADDR" on standard output once it listens. STATS_ADDR serves
-// the pool's counters as JSON at /stats, apart from the API.
+// the pool's counters as JSON at /stats, apart from the API, and the
+// server's pprof profiles at /debug/pprof/.
 func runChild(args []string) error {
 	fs := flag.NewFlagSet(childCommand, flag.ContinueOnError)
 	dataDir := fs.String("data-dir", "", "data directory")
@@ -119,6 +122,12 @@ func runChild(args []string) error {
 	stats := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/probe" {
 			probeHandler(w, r, store)
+			return
+		}
+		if strings.HasPrefix(r.URL.Path, "/debug/pprof/") {
+			// The server's profiles, for finding what limits a workload:
+			// go tool pprof http://STATS_ADDR/debug/pprof/profile?seconds=5
+			http.DefaultServeMux.ServeHTTP(w, r)
 			return
 		}
 		var s serverStats

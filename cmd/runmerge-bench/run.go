@@ -126,6 +126,7 @@ func startChild(dataDir string, maxOpen int, ceiling bool) (*child, error) {
 		cmd.Process.Kill()
 		return nil, fmt.Errorf("server said %q", line)
 	}
+	fmt.Fprintf(os.Stderr, "  server pid %d at %s; its profiles at http://%s/debug/pprof/\n", cmd.Process.Pid, f[0], f[1])
 	return &child{cmd: cmd, addr: "http://" + f[0], stats: "http://" + f[1], key: key}, nil
 }
 
