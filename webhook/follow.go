@@ -17,10 +17,14 @@ const hubSize = 8192
 // hub holds the latest change events in order of position and wakes those
 // waiting for more.
 type hub struct {
-	mu      sync.RWMutex
-	size    int
-	events  []*Event // ascending positions, at most size
-	last    int64    // the latest position logged
+	mu   sync.RWMutex
+	size int
+	// events are in ascending positions, at least the latest size of them
+	// and fewer than twice that. Readers keep slices of it after the lock
+	// is released, so an element once written is never written again: the
+	// oldest go by moving the latest to a new array.
+	events  []*Event
+	last    int64 // the latest position logged
 	updated chan struct{}
 	closed  bool
 }
@@ -43,13 +47,11 @@ func (h *hub) publish(events []*Event) {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.events = append(h.events, events...)
-	if over := len(h.events) - h.size; over > 0 {
-		// Copy down rather than reslice, so the array does not keep growing.
-		n := copy(h.events, h.events[over:])
-		clear(h.events[n:])
-		h.events = h.events[:n]
+	if len(h.events)+len(events) >= 2*h.size {
+		keep := h.events[max(0, len(h.events)-h.size):]
+		h.events = append(make([]*Event, 0, 2*h.size+len(events)), keep...)
 	}
+	h.events = append(h.events, events...)
 	h.last = events[len(events)-1].Position
 	if !h.closed {
 		close(h.updated)
