@@ -25,12 +25,30 @@ func scanChange(s scanner, tenantID string) (*runmerge.Change, error) {
 	if err := s.Scan(&c.Seq, &c.ID, &c.Type, &eventIDs, &at, &data); err != nil {
 		return nil, err
 	}
-	if err := json.Unmarshal([]byte(eventIDs), &c.EventIDs); err != nil {
+	if err := unmarshalIDs(eventIDs, &c.EventIDs); err != nil {
 		return nil, fmt.Errorf("change %s: event ids: %w", c.ID, err)
 	}
 	c.Timestamp = parseTime(at)
 	c.Data = json.RawMessage(data)
 	return c, nil
+}
+
+// unmarshalIDs reads a JSON array of ids, most often empty, into ids.
+func unmarshalIDs(s string, ids *[]string) error {
+	if s == "[]" {
+		*ids = nil
+		return nil
+	}
+	return json.Unmarshal([]byte(s), ids)
+}
+
+// marshalIDs writes ids as a JSON array, [] when there are none.
+func marshalIDs(ids []string) (string, error) {
+	if len(ids) == 0 {
+		return "[]", nil
+	}
+	b, err := json.Marshal(ids)
+	return string(b), err
 }
 
 const changesAfterQuery = `SELECT ` + changeColumns + ` FROM changes WHERE seq > ? ORDER BY seq LIMIT ?`

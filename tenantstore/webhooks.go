@@ -667,12 +667,12 @@ func (c *Catalog) CommitChanges(ctx context.Context, b *ChangeBatch) error {
 		now := formatTime(runmerge.Now())
 		for _, e := range b.Entries {
 			ch := &e.Change
-			eventIDs, err := json.Marshal(nonNil(ch.EventIDs))
+			eventIDs, err := marshalIDs(ch.EventIDs)
 			if err != nil {
 				return err
 			}
 			err = logStmt.QueryRowContext(ctx, ch.TenantID, boolInt(ch.FromCatalog), ch.SourceSeq,
-				ch.ChangeID, ch.EventType, string(eventIDs), formatTime(ch.At)).Scan(&ch.Gseq)
+				ch.ChangeID, ch.EventType, eventIDs, formatTime(ch.At)).Scan(&ch.Gseq)
 			if err != nil {
 				return err
 			}
@@ -718,7 +718,7 @@ func scanLoggedChange(s scanner) (*LoggedChange, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := json.Unmarshal([]byte(eventIDs), &l.EventIDs); err != nil {
+	if err := unmarshalIDs(eventIDs, &l.EventIDs); err != nil {
 		return nil, fmt.Errorf("change %s: event ids: %w", l.ChangeID, err)
 	}
 	l.FromCatalog, l.At = fromCatalog == 1, parseTime(at)
@@ -751,6 +751,29 @@ func (c *Catalog) ChangeLogAt(ctx context.Context, gseq int64) (*LoggedChange, e
 		return nil, runmerge.Errorf(runmerge.ENOTFOUND, "change not found")
 	}
 	return list[0], nil
+}
+
+// ChangeLogAtPositions returns the change log entries at the given
+// positions that are still there, by position.
+func (c *Catalog) ChangeLogAtPositions(ctx context.Context, gseqs []int64) (map[int64]*LoggedChange, error) {
+	out := make(map[int64]*LoggedChange, len(gseqs))
+	for len(gseqs) > 0 {
+		n := min(len(gseqs), 500)
+		args := make([]any, n)
+		for i, g := range gseqs[:n] {
+			args[i] = g
+		}
+		list, err := c.changeLog(ctx, `SELECT `+loggedChangeColumns+` FROM change_log WHERE gseq IN (`+
+			strings.TrimSuffix(strings.Repeat("?,", n), ",")+`)`, args...)
+		if err != nil {
+			return nil, err
+		}
+		for _, l := range list {
+			out[l.Gseq] = l
+		}
+		gseqs = gseqs[n:]
+	}
+	return out, nil
 }
 
 func (c *Catalog) changeLog(ctx context.Context, q string, args ...any) ([]*LoggedChange, error) {

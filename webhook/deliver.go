@@ -307,7 +307,7 @@ func (d *Dispatcher) attempt(j *job) attemptOutcome {
 		d.stats.failed.Add(1)
 		return out
 	}
-	if h.secretErr != nil {
+	if h.signer == nil {
 		d.log.Error("open webhook secret", "webhook", h.ID, "error", h.secretErr)
 		d.retryLater(res, "the server could not sign the delivery")
 		return out
@@ -361,21 +361,20 @@ func (d *Dispatcher) retryLater(res *tenantstore.AttemptResult, reason string) {
 // to anyone.
 func (d *Dispatcher) send(ctx context.Context, h *hookState, msgID string, body []byte) (int, error) {
 	ts := time.Now().Unix()
-	sig, err := Signature(h.secret, msgID, ts, body)
-	if err != nil {
-		return 0, errors.New("the server could not sign the delivery")
-	}
-	bodySig, _ := BodySignature(h.secret, body)
+	sig, bodySig := h.signer.sign(msgID, ts, body)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.URL, bytes.NewReader(body))
 	if err != nil {
 		return 0, errors.New("the webhook URL cannot be requested")
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "Runmerge-Webhooks/1")
-	req.Header.Set("webhook-id", msgID)
-	req.Header.Set("webhook-timestamp", strconv.FormatInt(ts, 10))
-	req.Header.Set("webhook-signature", sig)
-	req.Header.Set("x-signature", bodySig)
+	// The keys as Header.Set would write them, without its work.
+	req.Header = http.Header{
+		"Content-Type":      {"application/json"},
+		"User-Agent":        {"Runmerge-Webhooks/1"},
+		"Webhook-Id":        {msgID},
+		"Webhook-Timestamp": {strconv.FormatInt(ts, 10)},
+		"Webhook-Signature": {sig},
+		"X-Signature":       {bodySig},
+	}
 	resp, err := d.client.client.Do(req)
 	if err != nil {
 		return 0, describeSendError(err, d.cfg.Timeout)
@@ -529,16 +528,20 @@ func (d *Dispatcher) claimDue() int {
 		}
 		return 0
 	}
-	var back []string
-	for _, del := range list {
+	jobs := make([]*job, len(list))
+	for i, del := range list {
 		ep := "webhook:" + del.WebhookID
 		if h := hooks.byID[del.WebhookID]; h != nil {
 			ep = h.endpoint
 		}
-		j := &job{deliveryID: del.ID, webhookID: del.WebhookID, endpoint: ep, gseq: del.Gseq,
+		jobs[i] = &job{deliveryID: del.ID, webhookID: del.WebhookID, endpoint: ep, gseq: del.Gseq,
 			changeID: del.ChangeID, tenantID: del.TenantID, attempts: del.Attempts}
+	}
+	d.loadBodies(ctx, jobs)
+	var back []string
+	for _, j := range jobs {
 		if !d.sched.push(j, false) {
-			back = append(back, del.ID)
+			back = append(back, j.deliveryID)
 		}
 	}
 	if len(back) > 0 {
@@ -548,6 +551,45 @@ func (d *Dispatcher) claimDue() int {
 		}
 	}
 	return len(list) - len(back)
+}
+
+// loadBodies gives jobs the change event JSON of their changes, from
+// memory when recent, else read together: one read of the change log, and
+// one of each tenant file concerned. A job whose body is not found keeps
+// none, and loadBody looks for it again when it is attempted.
+func (d *Dispatcher) loadBodies(ctx context.Context, jobs []*job) {
+	var gseqs []int64
+	for _, j := range jobs {
+		if e := d.hub.at(j.gseq); e != nil && e.ID == j.changeID {
+			j.body = e.Body
+		} else {
+			gseqs = append(gseqs, j.gseq)
+		}
+	}
+	if len(gseqs) == 0 {
+		return
+	}
+	logged, err := d.catalog.ChangeLogAtPositions(ctx, gseqs)
+	if err != nil {
+		return
+	}
+	list := make([]*tenantstore.LoggedChange, 0, len(logged))
+	for _, lc := range logged {
+		list = append(list, lc)
+	}
+	events, err := d.loadEvents(ctx, list)
+	if err != nil {
+		return
+	}
+	byPos := make(map[int64]*Event, len(events))
+	for _, e := range events {
+		byPos[e.Position] = e
+	}
+	for _, j := range jobs {
+		if e := byPos[j.gseq]; j.body == nil && e != nil && e.ID == j.changeID {
+			j.body = e.Body
+		}
+	}
 }
 
 // loadBody returns the change event JSON of j's change: from memory when

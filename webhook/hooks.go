@@ -14,8 +14,8 @@ import (
 type hookState struct {
 	*tenantstore.Webhook
 	endpoint  string
-	secret    string
-	secretErr error
+	signer    *signer
+	secretErr error // why the secret could not be opened, when signer is nil
 }
 
 // hookSet is every webhook, by id and by the tenant it hears ("" for the
@@ -97,9 +97,11 @@ func (c *hookCache) load(ctx context.Context) (*hookSet, error) {
 	for _, w := range list {
 		h := &hookState{Webhook: w, endpoint: endpointOf(w.URL)}
 		if old := c.prev(w.ID); old != nil && old.SealedSecret == w.SealedSecret {
-			h.secret, h.secretErr = old.secret, old.secretErr
+			h.signer, h.secretErr = old.signer, old.secretErr
+		} else if secret, err := c.d.box.Open(w.ID, w.SealedSecret); err != nil {
+			h.secretErr = err
 		} else {
-			h.secret, h.secretErr = c.d.box.Open(w.ID, w.SealedSecret)
+			h.signer, h.secretErr = newSigner(secret)
 		}
 		set.byID[w.ID] = h
 		set.byTenant[w.TenantID] = append(set.byTenant[w.TenantID], h)

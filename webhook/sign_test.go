@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -80,5 +81,28 @@ func TestSecretBox(t *testing.T) {
 	other, _ := OpenSecretBox(t.TempDir())
 	if _, err := other.Open("w1", sealed); err == nil {
 		t.Fatal("a secret opened under another key")
+	}
+}
+
+// TestSignerMatchesSignature checks that the dispatcher's signer, which
+// reuses its HMACs, signs as Signature and BodySignature do, time after
+// time.
+func TestSignerMatchesSignature(t *testing.T) {
+	secret := NewSecret()
+	s, err := newSigner(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, body := range []string{`{"a":1}`, ``, strings.Repeat("x", 5000), `{"b":2}`} {
+		id := fmt.Sprintf("msg_%d", i)
+		sig, bodySig := s.sign(id, int64(1700000000+i), []byte(body))
+		want, _ := Signature(secret, id, int64(1700000000+i), []byte(body))
+		wantBody, _ := BodySignature(secret, []byte(body))
+		if sig != want || bodySig != wantBody {
+			t.Errorf("body %d: signer gave %s %s, want %s %s", i, sig, bodySig, want, wantBody)
+		}
+	}
+	if _, err := newSigner("whsec_!!!"); err == nil {
+		t.Error("a malformed secret made a signer")
 	}
 }
