@@ -152,6 +152,7 @@ func (c *collector) idle(sweep <-chan time.Time) bool {
 			return false
 		case <-d.wake:
 		case <-sweep:
+			d.forgetMarks()
 		case r := <-d.resets:
 			r.done <- c.reset(r.tenantID)
 		}
