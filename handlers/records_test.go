@@ -403,8 +403,32 @@ func TestRecordBulk(t *testing.T) {
 
 	// A pair taken by a record of another collection is a conflict.
 	a.create(t, "acme", "sponsors", with(validBody("sponsors", 1), jsonObj{"sourceId": "crm", "remoteId": "s1"}))
-	a.post(t, "/v1/people/bulk?tenantId=acme", people(1, func(i int, p jsonObj) { p["remoteId"] = "s1" })).
-		problem(t, 409, "conflict")
+	pr = a.post(t, "/v1/people/bulk?tenantId=acme", people(2, func(i int, p jsonObj) {
+		if i == 1 {
+			p["remoteId"] = "s1"
+		}
+	})).problem(t, 409, "conflict")
+	if !pr.hasError("/records/1/remoteId", "") {
+		t.Errorf("errors %v, want one at /records/1/remoteId", pr.Errors)
+	}
+
+	// A pair that comes twice in one bulk: the second updates the record
+	// the first created.
+	var twice recPage
+	a.post(t, "/v1/people/bulk?tenantId=acme", people(3, func(i int, p jsonObj) {
+		p["remoteId"] = "twice"
+		p["jobTitle"] = fmt.Sprint("Title ", i)
+	})).decode(t, 200, &twice)
+	for i, r := range twice.Data {
+		if r["id"] != twice.Data[0]["id"] || r["version"] != json.Number(fmt.Sprint(i+1)) ||
+			r["jobTitle"] != fmt.Sprint("Title ", i) {
+			t.Errorf("record %d of a pair thrice: %v", i, r)
+		}
+	}
+	got := a.list(t, "/v1/people?tenantId=acme&remoteId=twice", 50)
+	if len(got) != 1 || got[0]["jobTitle"] != "Title 2" || got[0]["version"] != json.Number("3") {
+		t.Errorf("after a pair thrice: %v", got)
+	}
 
 	// 1,000 is allowed, in one go.
 	var big recPage
@@ -412,8 +436,8 @@ func TestRecordBulk(t *testing.T) {
 	if len(big.Data) != 1000 || big.Data[999]["remoteId"] != "999" {
 		t.Errorf("bulk of 1,000: %d records", len(big.Data))
 	}
-	if got := a.list(t, "/v1/people?tenantId=acme", 500); len(got) != 1000 {
-		t.Errorf("%d people after a bulk of 1,000 over 4, want 1000", len(got))
+	if got := a.list(t, "/v1/people?tenantId=acme", 500); len(got) != 1001 {
+		t.Errorf("%d people after a bulk of 1,000 over 5, want 1001", len(got))
 	}
 }
 

@@ -419,6 +419,13 @@ type draft struct {
 	doc   map[string]any // client fields without sourceRawData
 	raw   any            // sourceRawData, or nil
 	index runmerge.Index
+
+	// What encode makes of doc and raw: the stored JSON, as bytes and as
+	// text, and the stored sourceRawData, a string, or nil when there is
+	// none.
+	data    json.RawMessage
+	text    string
+	rawData any
 }
 
 // prepare checks body as a whole record of c: field names, defaults on
@@ -632,19 +639,19 @@ func (db *DB) BulkUpsert(
 		return nil, &runmerge.Error{Code: runmerge.ErrorCode(firstErr), Message: runmerge.ErrorMessage(firstErr), Fields: fieldErrs}
 	}
 
+	// The documents are encoded here, before the transaction, which holds
+	// the tenant's only writer.
+	for _, d := range drafts {
+		if err := d.encode(); err != nil {
+			return nil, err
+		}
+	}
+
 	var out []*runmerge.Record
 	err := db.Write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		w := &recordTx{tx: cachedTx{tx, db.wstmts}, tenantID: db.id, holdClock: true}
-		out = make([]*runmerge.Record, 0, len(drafts))
-		for i, d := range drafts {
-			prefix := "/records/" + strconv.Itoa(i)
-			r, err := w.upsert(ctx, p, c, d, prefix)
-			if err != nil {
-				return err
-			}
-			out = append(out, r)
-		}
-		if err := w.flushClock(ctx); err != nil {
+		var err error
+		if out, err = w.bulkUpsert(ctx, p, c, drafts); err != nil {
 			return err
 		}
 		if idem != nil {
@@ -671,6 +678,11 @@ type recordTx struct {
 	clockRead bool
 	next      int64
 	lastAt    string
+
+	// known, when not nil, holds the collection of every live record the
+	// writes link to, by id, and "" for ids of no live record: a bulk looks
+	// them up at once rather than one by one in checkLinks.
+	known map[string]string
 }
 
 // clock takes the next position in the change order and the time of the
@@ -681,25 +693,36 @@ type recordTx struct {
 // statement savepoint, and a savepoint makes the full-text index flush what
 // it holds in memory to disk, which for a bulk of 1,000 records meant 1,000
 // tiny index segments and merges, a quarter of the bulk's time. Record
-// writes avoid RETURNING and statements of several rows for the same reason.
+// writes avoid RETURNING for the same reason, and write several rows in one
+// statement only before they write search text (see bulkSearchText).
 func (w *recordTx) clock(ctx context.Context) (int64, time.Time, error) {
-	if !w.clockRead {
-		err := w.tx.QueryRowContext(ctx, `SELECT next, last_at FROM change_seq WHERE id = 1`).
-			Scan(&w.next, &w.lastAt)
-		if err != nil {
-			return 0, time.Time{}, fmt.Errorf("read change clock: %w", err)
-		}
-		w.clockRead = w.holdClock
+	now, err := w.tick(ctx)
+	if err != nil {
+		return 0, time.Time{}, err
 	}
 	seq := w.next
 	w.next++
-	w.lastAt = max(formatTime(runmerge.Now()), w.lastAt) // one format: text order is time order
 	if !w.holdClock {
 		if err := w.flushClock(ctx); err != nil {
 			return 0, time.Time{}, err
 		}
 	}
-	return seq, parseTime(w.lastAt), nil
+	return seq, now, nil
+}
+
+// tick reads the change clock, unless it is held, and moves its time to
+// now. It returns the time, leaving w.next, the next position, to take.
+func (w *recordTx) tick(ctx context.Context) (time.Time, error) {
+	if !w.clockRead {
+		err := w.tx.QueryRowContext(ctx, `SELECT next, last_at FROM change_seq WHERE id = 1`).
+			Scan(&w.next, &w.lastAt)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("read change clock: %w", err)
+		}
+		w.clockRead = w.holdClock
+	}
+	w.lastAt = max(formatTime(runmerge.Now()), w.lastAt) // one format: text order is time order
+	return parseTime(w.lastAt), nil
 }
 
 // flushClock writes the change clock back.
@@ -717,13 +740,10 @@ func (w *recordTx) flushClock(ctx context.Context) error {
 func (w *recordTx) checkLinks(ctx context.Context, d *draft, prefix string) error {
 	var errs []runmerge.FieldError
 	check := func(pointer, collection, id string) error {
-		var coll string
-		err := w.tx.QueryRowContext(ctx,
-			`SELECT collection FROM records WHERE id = ? AND deleted_at IS NULL`, id).Scan(&coll)
-		if errors.Is(err, sql.ErrNoRows) || (err == nil && coll != collection) {
+		coll, err := w.collectionOf(ctx, id)
+		if err == nil && coll != collection {
 			errs = append(errs, runmerge.FieldError{Pointer: pointer, Code: "unknown_reference",
 				Detail: "no " + strings.TrimSuffix(collection, "s") + " with this id in the tenant"})
-			return nil
 		}
 		return err
 	}
@@ -732,7 +752,7 @@ func (w *recordTx) checkLinks(ctx context.Context, d *draft, prefix string) erro
 			return err
 		}
 	}
-	for _, key := range runmerge.RelationshipKeys() {
+	for _, key := range relationshipKeys {
 		for i, id := range relationshipIDs(d.doc, key) {
 			pointer := prefix + "/relationships/" + key + "/" + strconv.Itoa(i)
 			if err := check(pointer, runmerge.RelationshipCollection(key), id); err != nil {
@@ -745,6 +765,37 @@ func (w *recordTx) checkLinks(ctx context.Context, d *draft, prefix string) erro
 	}
 	return nil
 }
+
+// collectionOf returns the collection of live record id, or "" when there
+// is none.
+func (w *recordTx) collectionOf(ctx context.Context, id string) (string, error) {
+	if w.known != nil {
+		return w.known[id], nil
+	}
+	var coll string
+	err := w.tx.QueryRowContext(ctx,
+		`SELECT collection FROM records WHERE id = ? AND deleted_at IS NULL`, id).Scan(&coll)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	return coll, err
+}
+
+// referencedIDs returns the ids d links to: its eventId and the ids of its
+// relationships, as sent.
+func referencedIDs(d *draft) []string {
+	var ids []string
+	if d.index.EventID != "" {
+		ids = append(ids, d.index.EventID)
+	}
+	for _, key := range relationshipKeys {
+		ids = append(ids, relationshipIDs(d.doc, key)...)
+	}
+	return ids
+}
+
+// relationshipKeys are the keys of a record's relationships object.
+var relationshipKeys = runmerge.RelationshipKeys()
 
 // relationshipIDs returns the ids under relationships[key], as sent.
 func relationshipIDs(doc map[string]any, key string) []string {
@@ -766,10 +817,10 @@ func (w *recordTx) insert(
 	if err != nil {
 		return nil, err
 	}
-	data, raw, err := encodeDraft(d)
-	if err != nil {
+	if err := d.encode(); err != nil {
 		return nil, err
 	}
+	data, text, raw := d.data, d.text, d.rawData
 	// No RETURNING here or below: see clock.
 	_, err = w.tx.ExecContext(ctx, `INSERT INTO records
 		(id, collection, seq, source_id, remote_id, status, type, event_id, data, raw_data,
@@ -777,7 +828,7 @@ func (w *recordTx) insert(
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)`,
 		id, c.Name, seq, nullable(d.index.SourceID), nullable(d.index.RemoteID),
 		nullable(d.index.Status), nullable(d.index.Type), nullable(d.index.EventID),
-		string(data), raw, formatTime(now), formatTime(now))
+		text, raw, formatTime(now), formatTime(now))
 	if isUnique(err) {
 		return nil, sourceConflict(d)
 	} else if err != nil {
@@ -805,15 +856,15 @@ func (w *recordTx) update(
 	if err != nil {
 		return nil, err
 	}
-	data, raw, err := encodeDraft(d)
-	if err != nil {
+	if err := d.encode(); err != nil {
 		return nil, err
 	}
+	data, text, raw := d.data, d.text, d.rawData
 	_, err = w.tx.ExecContext(ctx, `UPDATE records SET seq = ?, source_id = ?, remote_id = ?,
 		status = ?, type = ?, event_id = ?, data = ?, raw_data = ?, version = version + 1, updated_at = ?
 		WHERE id = ?`,
 		seq, nullable(d.index.SourceID), nullable(d.index.RemoteID), nullable(d.index.Status),
-		nullable(d.index.Type), nullable(d.index.EventID), string(data), raw, formatTime(now), cur.ID)
+		nullable(d.index.Type), nullable(d.index.EventID), text, raw, formatTime(now), cur.ID)
 	if isUnique(err) {
 		return nil, sourceConflict(d)
 	} else if err != nil {
@@ -862,57 +913,473 @@ func (w *recordTx) delete(ctx context.Context, c *runmerge.Collection, cur *runm
 	return w.change(ctx, c, tomb, runmerge.ChangeDeleted)
 }
 
-// upsert replaces the record with d's sourceId and remoteId pair, or
-// creates one.
-func (w *recordTx) upsert(
-	ctx context.Context, p *runmerge.Principal, c *runmerge.Collection, d *draft, prefix string,
-) (*runmerge.Record, error) {
-	var cur *runmerge.Record
-	if d.index.SourceID != "" && d.index.RemoteID != "" {
-		var id, coll string
-		err := w.tx.QueryRowContext(ctx, `SELECT id, collection FROM records
-			WHERE source_id = ? AND remote_id = ? AND deleted_at IS NULL`,
-			d.index.SourceID, d.index.RemoteID).Scan(&id, &coll)
-		switch {
-		case err == nil && coll != c.Name:
-			e := sourceConflict(d)
-			e.Fields[0].Pointer = prefix + "/remoteId"
-			return nil, e
-		case err == nil:
-			if cur, err = getRecord(ctx, w.tx, w.tenantID, c.Name, id, false); err != nil {
+// bulkRecord is a record that a bulk upsert writes: its state as the
+// bulk's last write of it leaves it, and what it was before the bulk.
+type bulkRecord struct {
+	rec     *runmerge.Record // as the last write left it, or as stored
+	d       *draft           // the last write; nil for a stored record not yet written
+	stored  bool             // in the file before the bulk
+	oldSeq  int64            // a stored record's position, which keys its search text
+	oldData string           // a stored record's JSON, for an event manager's check
+}
+
+// index returns what the record links to before the next write.
+func (b *bulkRecord) index(c *runmerge.Collection) (runmerge.Index, error) {
+	if b.d != nil {
+		return b.d.index, nil
+	}
+	doc, err := decodeDocument([]byte(b.oldData))
+	if err != nil {
+		return runmerge.Index{}, fmt.Errorf("decode record %s: %w", b.rec.ID, err)
+	}
+	return c.Index(doc), nil
+}
+
+// sourcePair is a sourceId and remoteId pair.
+type sourcePair [2]string
+
+// bulkUpsert writes drafts, all checked, as records of c: each replaces
+// the live record with its sourceId and remoteId pair, or is created; a
+// pair that comes twice updates the record the first created. It decides
+// every write before it stores anything, so that a refusal costs no write,
+// and stores them with few statements of many rows, which costs far less
+// than a statement a row.
+func (w *recordTx) bulkUpsert(
+	ctx context.Context, p *runmerge.Principal, c *runmerge.Collection, drafts []*draft,
+) ([]*runmerge.Record, error) {
+	em := p != nil && p.Role == runmerge.RoleEventManager
+	byPair, err := w.findBySource(ctx, c, drafts, em)
+	if err != nil {
+		return nil, err
+	}
+	if err := w.findReferenced(ctx, drafts); err != nil {
+		return nil, err
+	}
+	// Every record of a bulk takes the same time, that of the bulk, which
+	// commits as one.
+	now, err := w.tick(ctx)
+	if err != nil {
+		return nil, err
+	}
+
+	out := make([]*runmerge.Record, len(drafts))
+	ops := make([]string, len(drafts))
+	var written []*bulkRecord // in the order of their first write
+	for i, d := range drafts {
+		prefix := "/records/" + strconv.Itoa(i)
+		pair := sourcePair{d.index.SourceID, d.index.RemoteID}
+		paired := pair[0] != "" && pair[1] != ""
+		var b *bulkRecord
+		if paired {
+			b = byPair[pair]
+		}
+		// The policy decides before the links are checked, so that no
+		// answer shows whether a record out of the caller's reach exists.
+		if b == nil {
+			id := uuid.Must(uuid.NewV7()).String()
+			t := writeTarget(w.tenantID, c, nil, nil, d, id)
+			if err := authorize(p, runmerge.ActionRecordCreate, t); err != nil {
 				return nil, err
 			}
-		case !errors.Is(err, sql.ErrNoRows):
-			return nil, fmt.Errorf("find %s by source: %w", c.Name, err)
-		}
-	}
-	// The policy decides before the links are checked, so that no answer
-	// shows whether a record out of the caller's reach exists.
-	if cur == nil {
-		id := uuid.Must(uuid.NewV7()).String()
-		if err := authorize(p, runmerge.ActionRecordCreate, writeTarget(w.tenantID, c, nil, nil, d, id)); err != nil {
-			return nil, err
+			b = &bulkRecord{rec: &runmerge.Record{ID: id, TenantID: w.tenantID, Collection: c.Name,
+				CreatedAt: now}}
+			if paired {
+				byPair[pair] = b
+			}
+			ops[i] = runmerge.ChangeCreated
+		} else {
+			if b.rec.Collection != c.Name {
+				e := sourceConflict(d)
+				e.Fields[0].Pointer = prefix + "/remoteId"
+				return nil, e
+			}
+			err := authorize(p, runmerge.ActionRecordUpdate, target(w.tenantID, c, b.rec))
+			if err != nil {
+				return nil, err
+			}
+			var before []string
+			if em {
+				ix, err := b.index(c)
+				if err != nil {
+					return nil, err
+				}
+				before = linkedEvents(c, ix)
+			}
+			t := writeTarget(w.tenantID, c, b.rec, before, d, b.rec.ID)
+			if err := authorize(p, runmerge.ActionRecordUpdate, t); err != nil {
+				return nil, err
+			}
+			ops[i] = runmerge.ChangeUpdated
 		}
 		if err := w.checkLinks(ctx, d, prefix); err != nil {
 			return nil, err
 		}
-		return w.insert(ctx, c, id, d)
+		if b.d == nil {
+			written = append(written, b)
+		}
+		r := &runmerge.Record{ID: b.rec.ID, TenantID: w.tenantID, Collection: c.Name, Seq: w.next,
+			Version: b.rec.Version + 1, CreatedAt: b.rec.CreatedAt, UpdatedAt: now, Data: d.data,
+			EventIDs: d.eventIDs(c, b.rec.ID)}
+		w.next++
+		b.rec, b.d = r, d
+		out[i] = r
 	}
-	if err := authorize(p, runmerge.ActionRecordUpdate, target(w.tenantID, c, cur)); err != nil {
+
+	if err := w.storeBulk(ctx, c, written); err != nil {
 		return nil, err
 	}
-	doc, err := currentDocument(cur)
+	if err := w.bulkChanges(ctx, c, out, ops); err != nil {
+		return nil, err
+	}
+	if err := w.flushClock(ctx); err != nil {
+		return nil, err
+	}
+	// The search text goes last: see bulkSearchText.
+	if err := w.bulkSearchText(ctx, written); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// The lookups of a bulk, each given a JSON array. CROSS JOIN keeps the
+// array outside: one seek of an index for each of its elements.
+const (
+	// findBySourceQuery finds the live records of pairs [[sourceId,
+	// remoteId], ...]; the first argument says whether to load their JSON.
+	findBySourceQuery = `SELECT r.id, r.collection, r.seq, r.version, r.created_at,
+		r.source_id, r.remote_id, iif(?, r.data, '')
+		FROM json_each(?) j CROSS JOIN records r
+		WHERE r.source_id = j.value ->> 0 AND r.remote_id = j.value ->> 1
+		AND r.deleted_at IS NULL`
+
+	// storedEventIDsQuery finds the events that records [id, ...] link to.
+	storedEventIDsQuery = `SELECT l.a_id, l.b_id FROM json_each(?) j CROSS JOIN links l
+		WHERE l.a_id = j.value AND l.b_coll = 'events' AND l.owner_id = l.a_id`
+
+	// findReferencedQuery finds the collection of each live record of
+	// [id, ...].
+	findReferencedQuery = `SELECT r.id, r.collection FROM json_each(?) j
+		CROSS JOIN records r WHERE r.id = j.value AND r.deleted_at IS NULL`
+)
+
+// findBySource returns the live records, of any collection, that hold the
+// sourceId and remoteId pairs of drafts, by pair. For an event manager
+// (em) it loads what its policy asks of them: their JSON and the events
+// they link to.
+func (w *recordTx) findBySource(
+	ctx context.Context, c *runmerge.Collection, drafts []*draft, em bool,
+) (map[sourcePair]*bulkRecord, error) {
+	byPair := make(map[sourcePair]*bulkRecord, len(drafts))
+	seen := make(map[sourcePair]bool, len(drafts))
+	var pairs []sourcePair
+	for _, d := range drafts {
+		pair := sourcePair{d.index.SourceID, d.index.RemoteID}
+		if pair[0] != "" && pair[1] != "" && !seen[pair] {
+			seen[pair] = true
+			pairs = append(pairs, pair)
+		}
+	}
+	if len(pairs) == 0 {
+		return byPair, nil
+	}
+	list, err := json.Marshal(pairs)
 	if err != nil {
 		return nil, err
 	}
-	before := linkedEvents(c, c.Index(doc))
-	if err := authorize(p, runmerge.ActionRecordUpdate, writeTarget(w.tenantID, c, cur, before, d, cur.ID)); err != nil {
-		return nil, err
+	rows, err := w.tx.QueryContext(ctx, findBySourceQuery, em, string(list))
+	if err != nil {
+		return nil, fmt.Errorf("find %s by source: %w", c.Name, err)
 	}
-	if err := w.checkLinks(ctx, d, prefix); err != nil {
-		return nil, err
+	defer rows.Close()
+	var stored []*bulkRecord
+	for rows.Next() {
+		b := &bulkRecord{rec: &runmerge.Record{TenantID: w.tenantID}, stored: true}
+		var created string
+		var pair sourcePair
+		if err := rows.Scan(&b.rec.ID, &b.rec.Collection, &b.oldSeq, &b.rec.Version, &created,
+			&pair[0], &pair[1], &b.oldData); err != nil {
+			return nil, fmt.Errorf("find %s by source: %w", c.Name, err)
+		}
+		b.rec.Seq, b.rec.CreatedAt = b.oldSeq, parseTime(created)
+		byPair[pair] = b
+		stored = append(stored, b)
 	}
-	return w.update(ctx, c, cur, d)
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("find %s by source: %w", c.Name, err)
+	}
+	if em {
+		return byPair, w.loadStoredEventIDs(ctx, stored)
+	}
+	return byPair, nil
+}
+
+// loadStoredEventIDs sets the EventIDs of each record of list, as
+// loadEventIDs does, with one query.
+func (w *recordTx) loadStoredEventIDs(ctx context.Context, list []*bulkRecord) error {
+	byID := make(map[string]*runmerge.Record, len(list))
+	ids := make([]string, 0, len(list))
+	for _, b := range list {
+		if b.rec.Collection == runmerge.CollectionEvents {
+			b.rec.EventIDs = []string{b.rec.ID}
+			continue
+		}
+		byID[b.rec.ID] = b.rec
+		ids = append(ids, b.rec.ID)
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	idList, err := json.Marshal(ids)
+	if err != nil {
+		return err
+	}
+	rows, err := w.tx.QueryContext(ctx, storedEventIDsQuery, string(idList))
+	if err != nil {
+		return fmt.Errorf("read links: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var a, e string
+		if err := rows.Scan(&a, &e); err != nil {
+			return err
+		}
+		byID[a].EventIDs = append(byID[a].EventIDs, e)
+	}
+	return rows.Err()
+}
+
+// findReferenced looks up, with one query, every record that drafts link
+// to, and keeps their collections in w.known for checkLinks.
+func (w *recordTx) findReferenced(ctx context.Context, drafts []*draft) error {
+	w.known = make(map[string]string)
+	var ids []string
+	for _, d := range drafts {
+		for _, id := range referencedIDs(d) {
+			if _, ok := w.known[id]; !ok {
+				w.known[id] = ""
+				ids = append(ids, id)
+			}
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	list, err := json.Marshal(ids)
+	if err != nil {
+		return err
+	}
+	rows, err := w.tx.QueryContext(ctx, findReferencedQuery, string(list))
+	if err != nil {
+		return fmt.Errorf("find linked records: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, coll string
+		if err := rows.Scan(&id, &coll); err != nil {
+			return err
+		}
+		w.known[id] = coll
+	}
+	return rows.Err()
+}
+
+// rowsPerStatement is how many rows one statement of a bulk carries: enough
+// that the cost of running a statement is spread thin, few enough that the
+// statement stays small. The rows that do not fill one go one a statement,
+// so that each write has two statements, not one for each count of rows
+// left.
+const rowsPerStatement = 32
+
+// multiRow is a statement that writes the rows of a VALUES list, in a
+// version for one row and one for rowsPerStatement rows.
+type multiRow struct {
+	one, many string
+	width     int // arguments a row
+}
+
+// newMultiRow returns the statement head, VALUES row, ..., tail.
+func newMultiRow(head, row, tail string) multiRow {
+	return multiRow{one: head + row + tail,
+		many:  head + strings.Repeat(row+", ", rowsPerStatement-1) + row + tail,
+		width: strings.Count(row, "?")}
+}
+
+// The statements of a bulk. Its INSERTs and UPDATE say OR FAIL: a failing
+// row stops the statement without undoing the rows it wrote before, which
+// spares SQLite the statement journal that undoing takes; the transaction
+// is rolled back after any error anyway.
+var (
+	insertRecords = newMultiRow(`INSERT OR FAIL INTO records (id, collection, seq, source_id,
+		remote_id, status, type, event_id, data, raw_data, version, created_at, updated_at)
+		VALUES `,
+		`(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, ``)
+	updateRecords = newMultiRow(`WITH v (id, seq, source_id, remote_id, status, type, event_id,
+		data, raw_data, version, updated_at) AS (VALUES `, `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		`) UPDATE OR FAIL records SET seq = v.seq, source_id = v.source_id,
+		remote_id = v.remote_id, status = v.status, type = v.type, event_id = v.event_id,
+		data = v.data, raw_data = v.raw_data, version = v.version, updated_at = v.updated_at
+		FROM v WHERE records.id = v.id`)
+	insertLinks = newMultiRow(`INSERT OR IGNORE INTO links (a_id, b_coll, b_id, owner_id) VALUES `,
+		`(?, ?, ?, ?)`, ``)
+	insertChanges = newMultiRow(`INSERT OR FAIL INTO changes (id, event_type, record_id, event_ids,
+		at, data) VALUES `, `(?, ?, ?, ?, ?, ?)`, ``)
+)
+
+// execRows runs st for the rows whose arguments args holds, one after the
+// other.
+func (w *recordTx) execRows(ctx context.Context, st multiRow, args []any) error {
+	for n := st.width * rowsPerStatement; len(args) >= n; args = args[n:] {
+		if _, err := w.tx.ExecContext(ctx, st.many, args[:n]...); err != nil {
+			return err
+		}
+	}
+	for ; len(args) > 0; args = args[st.width:] {
+		if _, err := w.tx.ExecContext(ctx, st.one, args[:st.width]...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// storeBulk stores the records a bulk wrote, as their last write left
+// them, and their links.
+func (w *recordTx) storeBulk(
+	ctx context.Context, c *runmerge.Collection, list []*bulkRecord,
+) error {
+	var inserts, updates, links []any
+	var unlink []string
+	for _, b := range list {
+		r, d := b.rec, b.d
+		at := formatTime(r.UpdatedAt)
+		if b.stored {
+			updates = append(updates, r.ID, r.Seq, nullable(d.index.SourceID),
+				nullable(d.index.RemoteID), nullable(d.index.Status), nullable(d.index.Type),
+				nullable(d.index.EventID), d.text, d.rawData, r.Version, at)
+			unlink = append(unlink, r.ID)
+		} else {
+			inserts = append(inserts, r.ID, c.Name, r.Seq, nullable(d.index.SourceID),
+				nullable(d.index.RemoteID), nullable(d.index.Status), nullable(d.index.Type),
+				nullable(d.index.EventID), d.text, d.rawData, r.Version,
+				formatTime(r.CreatedAt), at)
+		}
+		for _, l := range recordLinks(d) {
+			links = append(links, r.ID, l.coll, l.id, r.ID, l.id, c.Name, r.ID, r.ID)
+		}
+	}
+	if err := w.execRows(ctx, updateRecords, updates); err != nil {
+		return wrapErr(err, "update %s", c.Name)
+	}
+	if err := w.execRows(ctx, insertRecords, inserts); isUnique(err) {
+		// findBySource found every pair taken in this transaction, so this
+		// cannot happen; should it, the client hears of a conflict.
+		return runmerge.Errorf(runmerge.ECONFLICT,
+			"a record with one of these sourceId and remoteId pairs already exists in the tenant")
+	} else if err != nil {
+		return wrapErr(err, "insert %s", c.Name)
+	}
+	if len(unlink) > 0 {
+		list, err := json.Marshal(unlink)
+		if err != nil {
+			return err
+		}
+		_, err = w.tx.ExecContext(ctx, `DELETE FROM links
+			WHERE owner_id IN (SELECT value FROM json_each(?))`, string(list))
+		if err != nil {
+			return wrapErr(err, "unlink %s", c.Name)
+		}
+	}
+	return wrapErr(w.execRows(ctx, insertLinks, links), "link %s", c.Name)
+}
+
+// bulkChanges appends the change events of a bulk, one for each of its
+// records, whose change ops holds.
+func (w *recordTx) bulkChanges(
+	ctx context.Context, c *runmerge.Collection, list []*runmerge.Record, ops []string,
+) error {
+	args := make([]any, 0, len(list)*insertChanges.width)
+	types := map[string]string{}
+	var buf []byte
+	for i, r := range list {
+		eventIDs, err := eventIDsJSON(r.EventIDs)
+		if err != nil {
+			return err
+		}
+		typ, ok := types[ops[i]]
+		if !ok {
+			typ = c.Kind + "." + ops[i]
+			types[ops[i]] = typ
+		}
+		buf = r.AppendJSON(buf[:0], false)
+		args = append(args, uuid.Must(uuid.NewV7()).String(), typ, r.ID, eventIDs,
+			formatTime(r.UpdatedAt), string(buf))
+	}
+	return wrapErr(w.execRows(ctx, insertChanges, args), "record changes of %s", c.Name)
+}
+
+// eventIDsJSON returns ids as a JSON array, as a change stores them.
+func eventIDsJSON(ids []string) (string, error) {
+	if len(ids) == 0 {
+		return "[]", nil // most records link to no event
+	}
+	b, err := json.Marshal(ids)
+	return string(b), err
+}
+
+// bulkSearchText replaces the search text of the records a bulk wrote.
+//
+// It runs last of a bulk's writes: once the full-text index holds text of
+// the transaction in memory, each statement that runs under a savepoint,
+// as one of several rows may, makes it flush that text to disk (see
+// clock). The new text goes in one statement of all rows, whose savepoint
+// comes before the index holds any of it.
+func (w *recordTx) bulkSearchText(ctx context.Context, list []*bulkRecord) error {
+	type row struct {
+		Seq  int64  `json:"s"`
+		Text string `json:"t"`
+	}
+	var rows []row
+	for _, b := range list {
+		if b.stored {
+			_, err := w.tx.ExecContext(ctx, `DELETE FROM records_fts WHERE rowid = ?`, b.oldSeq)
+			if err != nil {
+				return wrapErr(err, "unindex %s", b.rec.ID)
+			}
+		}
+		if b.d.index.SearchText != "" {
+			rows = append(rows, row{b.rec.Seq, b.d.index.SearchText})
+		}
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	text, err := json.Marshal(rows)
+	if err != nil {
+		return err
+	}
+	_, err = w.tx.ExecContext(ctx, `INSERT INTO records_fts (rowid, text)
+		SELECT value ->> 's', value ->> 't' FROM json_each(?)`, string(text))
+	return wrapErr(err, "index search text")
+}
+
+// recordLink is a link a record declares: to record id of collection coll.
+type recordLink struct{ coll, id string }
+
+// recordLinks returns the links d declares, in a stable order.
+func recordLinks(d *draft) []recordLink {
+	var links []recordLink
+	if d.index.EventID != "" {
+		links = append(links, recordLink{runmerge.CollectionEvents, d.index.EventID})
+	}
+	for key, ids := range d.index.Links {
+		coll := runmerge.RelationshipCollection(key)
+		for _, other := range ids {
+			links = append(links, recordLink{coll, other})
+		}
+	}
+	sort.Slice(links, func(i, j int) bool {
+		return links[i].coll+links[i].id < links[j].coll+links[j].id
+	})
+	return links
 }
 
 // index writes a record's links and search text. The search text is keyed
@@ -927,21 +1394,9 @@ func (w *recordTx) index(
 			return err
 		}
 	}
-	type link struct{ coll, id string }
-	var links []link
-	if d.index.EventID != "" {
-		links = append(links, link{runmerge.CollectionEvents, d.index.EventID})
-	}
-	for key, ids := range d.index.Links {
-		coll := runmerge.RelationshipCollection(key)
-		for _, other := range ids {
-			links = append(links, link{coll, other})
-		}
-	}
-	sort.Slice(links, func(i, j int) bool { return links[i].coll+links[i].id < links[j].coll+links[j].id })
 	// One row per statement: a statement of several rows runs under a
 	// savepoint, which makes the full-text index flush (see clock).
-	for _, l := range links {
+	for _, l := range recordLinks(d) {
 		for _, row := range [][4]string{{id, l.coll, l.id, id}, {l.id, c.Name, id, id}} {
 			_, err := w.tx.ExecContext(ctx, `INSERT OR IGNORE INTO links (a_id, b_coll, b_id, owner_id)
 				VALUES (?, ?, ?, ?)`, row[0], row[1], row[2], row[3])
@@ -985,20 +1440,24 @@ func (w *recordTx) change(
 	return wrapErr(err, "record change of %s %s", c.Name, r.ID)
 }
 
-// encodeDraft encodes a draft's fields and sourceRawData for storage.
-func encodeDraft(d *draft) (json.RawMessage, any, error) {
+// encode sets d.data and d.rawData, once.
+func (d *draft) encode() error {
+	if d.data != nil {
+		return nil
+	}
 	data, err := json.Marshal(d.doc)
 	if err != nil {
-		return nil, nil, fmt.Errorf("encode record: %w", err)
+		return fmt.Errorf("encode record: %w", err)
 	}
-	if d.raw == nil {
-		return data, nil, nil
+	if d.raw != nil {
+		raw, err := json.Marshal(d.raw)
+		if err != nil {
+			return fmt.Errorf("encode record raw data: %w", err)
+		}
+		d.rawData = string(raw)
 	}
-	raw, err := json.Marshal(d.raw)
-	if err != nil {
-		return nil, nil, fmt.Errorf("encode record raw data: %w", err)
-	}
-	return data, string(raw), nil
+	d.data, d.text = data, string(data)
+	return nil
 }
 
 func nullable(s string) any {

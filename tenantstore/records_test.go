@@ -2,6 +2,7 @@ package tenantstore
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"regexp"
@@ -512,5 +513,204 @@ func TestTombstonePairFreeAfterMigration(t *testing.T) {
 	all, _, err := tdb.ListRecords(ctx, admin, RecordFilter{Collection: c, IncludeDeleted: true, Limit: 10})
 	if err != nil || len(all) != 4 || all[0].ID != old.ID || !all[0].Deleted() {
 		t.Errorf("every person with includeDeleted: %d records, %v", len(all), err)
+	}
+}
+
+// TestBulkUpsertWrites checks what one bulk upsert stores: a pair that
+// comes twice updates the record the first of them created, and a stored
+// record found by its pair is updated; the links, search text and change
+// events of each record are as its last write in the bulk left them, and
+// a refused bulk stores nothing.
+func TestBulkUpsertWrites(t *testing.T) {
+	db := benchTenantDB(t)
+	ctx := context.Background()
+	admin := &runmerge.Principal{Role: runmerge.RoleAdmin}
+	events, _ := runmerge.CollectionByName(runmerge.CollectionEvents)
+	people, _ := runmerge.CollectionByName(runmerge.CollectionPeople)
+	var eventIDs []string
+	for i := range 3 {
+		e, err := db.CreateRecord(ctx, admin, events, map[string]any{"name": fmt.Sprintf("Expo %d", i),
+			"startDate": "2026-05-01T09:00:00Z", "endDate": "2026-05-01T10:00:00Z"}, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		eventIDs = append(eventIDs, e.ID)
+	}
+	person := func(remoteID, name, event string) map[string]any {
+		return map[string]any{"firstName": name, "lastName": "Lovelace", "email": "ada@example.com",
+			"sourceId": "crm", "remoteId": remoteID,
+			"relationships": map[string]any{"linkedEventIds": []any{event}}}
+	}
+	stored, err := db.CreateRecord(ctx, admin, people, person("s", "Stored", eventIDs[0]), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, _, err := db.LastChange(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	out, err := db.BulkUpsert(ctx, admin, people, []map[string]any{
+		person("a", "Alpha", eventIDs[0]),
+		person("s", "Sigma", eventIDs[1]),
+		person("a", "Again", eventIDs[1]),
+		{"firstName": "Nopair", "lastName": "X", "email": "x@example.com"},
+		person("a", "Third", eventIDs[2]),
+	}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type want struct {
+		id      string
+		version int64
+		name    string
+	}
+	wants := []want{{out[0].ID, 1, "Alpha"}, {stored.ID, 2, "Sigma"}, {out[0].ID, 2, "Again"},
+		{out[3].ID, 1, "Nopair"}, {out[0].ID, 3, "Third"}}
+	for i, w := range wants {
+		if out[i].ID != w.id || out[i].Version != w.version || !strings.Contains(string(out[i].Data), w.name) {
+			t.Errorf("record %d: %s version %d %s, want %s version %d %s", i, out[i].ID,
+				out[i].Version, out[i].Data, w.id, w.version, w.name)
+		}
+		if i > 0 && out[i].Seq <= out[i-1].Seq {
+			t.Errorf("record %d: position %d after %d", i, out[i].Seq, out[i-1].Seq)
+		}
+	}
+	if out[3].ID == out[0].ID || out[0].ID == stored.ID {
+		t.Errorf("ids %s %s %s", out[0].ID, out[3].ID, stored.ID)
+	}
+
+	// Reads, lists by link and search see each record as its last write.
+	for id, w := range map[string]want{out[0].ID: {version: 3, name: "Third"}, stored.ID: {version: 2, name: "Sigma"}} {
+		r, err := db.GetRecord(ctx, admin, people, id, false)
+		if err != nil || r.Version != w.version || !strings.Contains(string(r.Data), w.name) {
+			t.Errorf("read %s: %v %v", id, r, err)
+		}
+	}
+	list := func(f RecordFilter) []string {
+		t.Helper()
+		f.Collection, f.Limit = people, 50
+		recs, _, err := db.ListRecords(ctx, admin, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, r := range recs {
+			ids = append(ids, r.ID)
+		}
+		return ids
+	}
+	for i, wantIDs := range [][]string{{}, {stored.ID}, {out[0].ID}} {
+		if got := list(RecordFilter{Links: []LinkFilter{{runmerge.CollectionEvents, eventIDs[i]}}}); !slices.Equal(got, wantIDs) && len(got)+len(wantIDs) > 0 {
+			t.Errorf("people linked to event %d: %v, want %v", i, got, wantIDs)
+		}
+	}
+	for q, wantIDs := range map[string][]string{`"third"*`: {out[0].ID}, `"sigma"*`: {stored.ID},
+		`"alpha"*`: nil, `"again"*`: nil, `"stored"*`: nil, `"nopair"*`: {out[3].ID}} {
+		if got := list(RecordFilter{Query: q}); !slices.Equal(got, wantIDs) {
+			t.Errorf("q=%s: %v, want %v", q, got, wantIDs)
+		}
+	}
+
+	// The index holds no stale text either, which no list would show.
+	var stale int
+	if err := db.r.QueryRow(`SELECT count(*) FROM records_fts WHERE records_fts MATCH ?`,
+		`"stored"* OR "alpha"* OR "again"*`).Scan(&stale); err != nil || stale != 0 {
+		t.Errorf("%d stale rows of search text (%v)", stale, err)
+	}
+
+	// One change event a record of the bulk, in its order, each showing
+	// the record as that write left it.
+	changes, err := db.ChangesAfter(ctx, last, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	types := []string{"person.created", "person.updated", "person.updated", "person.created", "person.updated"}
+	if len(changes) != len(types) {
+		t.Fatalf("%d change events, want %d", len(changes), len(types))
+	}
+	for i, ch := range changes {
+		var rec struct {
+			ID        string `json:"id"`
+			Version   int64  `json:"version"`
+			FirstName string `json:"firstName"`
+		}
+		if err := json.Unmarshal(ch.Data, &rec); err != nil {
+			t.Fatal(err)
+		}
+		if ch.Type != types[i] || rec.ID != wants[i].id || rec.Version != wants[i].version ||
+			rec.FirstName != wants[i].name {
+			t.Errorf("change %d: %s %s", i, ch.Type, ch.Data)
+		}
+		if wantEvents := out[i].EventIDs; !slices.Equal(ch.EventIDs, wantEvents) && len(wantEvents) > 0 {
+			t.Errorf("change %d: events %v, want %v", i, ch.EventIDs, wantEvents)
+		}
+	}
+
+	// A refused bulk stores nothing, wherever the refused record is.
+	before, _, err := db.LastChange(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []map[string]any{
+		person("b", "Bad", "no-such-event"),
+		{"firstName": "Bad", "lastName": "X", "email": "x@example.com", "sourceId": "crm",
+			"remoteId": "s", "relationships": map[string]any{"linkedSessionIds": []any{eventIDs[0]}}},
+	} {
+		_, err := db.BulkUpsert(ctx, admin, people, []map[string]any{person("n", "New", eventIDs[0]),
+			person("s", "Changed", eventIDs[0]), bad}, nil, nil)
+		fields := runmerge.ErrorFields(err)
+		if runmerge.ErrorCode(err) != runmerge.EINVALID || len(fields) != 1 ||
+			!strings.HasPrefix(fields[0].Pointer, "/records/2/relationships/") {
+			t.Errorf("a bulk with a link to nothing: %v %v", err, fields)
+		}
+	}
+	after, _, err := db.LastChange(ctx)
+	if err != nil || after != before {
+		t.Errorf("refused bulks wrote change events: %v → %v, %v", before, after, err)
+	}
+	if got := list(RecordFilter{Query: `"new"*`}); len(got) != 0 {
+		t.Errorf("a refused bulk stored %v", got)
+	}
+
+	// A pair of a record of another collection is a conflict that points
+	// at the record.
+	if _, err := db.CreateRecord(ctx, admin, events, map[string]any{"name": "E", "sourceId": "crm",
+		"remoteId": "e", "startDate": "2026-05-01T09:00:00Z", "endDate": "2026-05-01T10:00:00Z"}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	_, err = db.BulkUpsert(ctx, admin, people, []map[string]any{person("z", "Z", eventIDs[0]),
+		person("e", "E", eventIDs[0])}, nil, nil)
+	if fields := runmerge.ErrorFields(err); runmerge.ErrorCode(err) != runmerge.ECONFLICT ||
+		len(fields) != 1 || fields[0].Pointer != "/records/1/remoteId" {
+		t.Errorf("a pair of an event: %v %v", err, fields)
+	}
+}
+
+// TestBulkPlansUseIndexes checks, with EXPLAIN QUERY PLAN, that the
+// lookups and the update of a bulk upsert seek an index for each record
+// and never scan records or links.
+func TestBulkPlansUseIndexes(t *testing.T) {
+	db := benchTenantDB(t)
+	updateArgs := make([]any, updateRecords.width*rowsPerStatement)
+	for i := range updateArgs {
+		updateArgs[i] = "x"
+	}
+	for _, tc := range []struct {
+		name, query, index string
+		args               []any
+	}{
+		{"by source", findBySourceQuery, "records_source_remote (source_id=? AND remote_id=?)",
+			[]any{true, `[["a","b"]]`}},
+		{"links to events", storedEventIDsQuery, "links_owner (owner_id=? AND a_id=? AND b_coll=?)",
+			[]any{`["a"]`}},
+		{"referenced", findReferencedQuery, "sqlite_autoindex_records_1 (id=?)", []any{`["a"]`}},
+		{"update", updateRecords.many, "sqlite_autoindex_records_1 (id=?)", updateArgs},
+	} {
+		bt := &bigTenant{db: db}
+		plan := explain(t, bt, tc.query, tc.args...)
+		if regexp.MustCompile(`\bSCAN (records|r|l|links)\b`).MatchString(plan) || !strings.Contains(plan, tc.index) {
+			t.Errorf("%s: the plan does not seek %s:\n%s", tc.name, tc.index, plan)
+		}
 	}
 }
