@@ -17,6 +17,13 @@ const (
 	collectTenants = 64  // tenants read
 )
 
+// Above gapRate changes a second the gap between rounds grows with the
+// rate, up to maxGapFactor times CollectGap (see Config.CollectGap).
+const (
+	gapRate      = 1000
+	maxGapFactor = 4
+)
+
 // feedState is what the collector knows of one tenant's feed.
 type feedState struct {
 	cursor   tenantstore.FeedCursor
@@ -70,6 +77,7 @@ func (c *collector) run() {
 	sweep := time.NewTicker(c.d.cfg.SweepInterval)
 	defer sweep.Stop()
 	var last time.Time
+	var rate float64 // changes logged a second, smoothed
 	for {
 		if !c.d.following.Load() {
 			if !c.idle(sweep.C) {
@@ -80,15 +88,22 @@ func (c *collector) run() {
 		if !c.wanted() && c.stopFollowing() {
 			continue
 		}
-		if wait := c.d.cfg.CollectGap - time.Since(last); wait > 0 {
+		gap := time.Duration(float64(c.d.cfg.CollectGap) * min(max(rate/gapRate, 1), maxGapFactor))
+		if wait := gap - time.Since(last); wait > 0 {
 			select {
 			case <-c.d.stopping:
 				return
 			case <-time.After(wait):
 			}
 		}
-		last = time.Now()
-		if c.round() {
+		start, logged := time.Now(), c.d.stats.logged.Load()
+		more := c.round()
+		if !last.IsZero() {
+			n := float64(c.d.stats.logged.Load() - logged)
+			rate = 0.8*rate + 0.2*n/start.Sub(last).Seconds()
+		}
+		last = start
+		if more {
 			select {
 			case <-c.d.stopping:
 				return
