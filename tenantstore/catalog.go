@@ -247,6 +247,9 @@ func classify(err error) error {
 		return &runmerge.Error{Code: runmerge.EINSUFFICIENTSPACE, Message: "the server's disk is full", Err: err}
 	case isBusy(err):
 		return &runmerge.Error{Code: runmerge.EUNAVAILABLE, Message: "the data is locked by another process; try again", Err: err}
+	case isReadOnly(err):
+		return &runmerge.Error{Code: runmerge.EUNAVAILABLE,
+			Message: "the data cannot be written now; try again later", Err: err}
 	}
 	return err
 }

@@ -164,6 +164,15 @@ func isBusy(err error) bool {
 	return c == sqlite3.SQLITE_BUSY || c == sqlite3.SQLITE_LOCKED
 }
 
+// isReadOnly reports whether err is SQLite refusing to write because the
+// connection could open its file only for reading: when the file cannot be
+// opened for writing (its permissions, an immutable flag, a file system
+// mounted read-only), SQLite opens it read-only without a word and refuses
+// each write later with SQLITE_READONLY.
+func isReadOnly(err error) bool {
+	return sqliteCode(err)&0xff == sqlite3.SQLITE_READONLY
+}
+
 // isDiskFull reports whether err is SQLite finding no room for a write.
 //
 // SQLite's unix VFS reports a write that fails with ENOSPC as SQLITE_FULL,

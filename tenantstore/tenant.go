@@ -29,6 +29,10 @@ type DB struct {
 	// through this handle needs no checkpoint when it closes.
 	wrote atomic.Bool
 
+	// readOnly is set when a write found that the writer's connection
+	// cannot write its file; the batch's end then reconnects it.
+	readOnly atomic.Bool
+
 	// onChange, when set, is told after every commit that changed records
 	// of a collection.
 	onChange func(tenantID, collection string)
@@ -174,6 +178,18 @@ func (db *DB) commit(batch []*writeOp) {
 	for _, op := range batch {
 		db.commitShared(ctx, []*writeOp{op})
 	}
+	if db.readOnly.Swap(false) {
+		db.reconnectWriter()
+	}
+}
+
+// reconnectWriter closes the writer's connection, which is idle between
+// batches, so that the next write connects afresh. A connection that found
+// its file unwritable (isReadOnly) stays read-only for good; a new one can
+// write as soon as the file is writable again.
+func (db *DB) reconnectWriter() {
+	db.w.SetMaxIdleConns(0)
+	db.w.SetMaxIdleConns(1)
 }
 
 // commitShared runs batch in one transaction and reports whether every
@@ -188,6 +204,7 @@ func (db *DB) commitShared(ctx context.Context, batch []*writeOp) bool {
 	}
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
+		db.noteReadOnly(err)
 		finish(fmt.Errorf("begin write: %w", err))
 		return true
 	}
@@ -197,6 +214,7 @@ func (db *DB) commitShared(ctx context.Context, batch []*writeOp) bool {
 			continue // given up before it ran: nothing written
 		}
 		if results[i] = op.fn(ctx, tx); results[i] != nil {
+			db.noteReadOnly(results[i])
 			rerr := tx.Rollback()
 			if len(batch) > 1 {
 				return false
@@ -209,6 +227,7 @@ func (db *DB) commitShared(ctx context.Context, batch []*writeOp) bool {
 		}
 	}
 	if err := tx.Commit(); err != nil {
+		db.noteReadOnly(err)
 		finish(fmt.Errorf("commit: %w", err))
 		return true
 	}
@@ -217,6 +236,14 @@ func (db *DB) commitShared(ctx context.Context, batch []*writeOp) bool {
 		op.done <- results[i]
 	}
 	return true
+}
+
+// noteReadOnly marks the writer's connection for a reconnect when err says
+// it cannot write its file.
+func (db *DB) noteReadOnly(err error) {
+	if isReadOnly(err) {
+		db.readOnly.Store(true)
+	}
 }
 
 // close checkpoints the WAL into the file, so that a closed tenant's file is

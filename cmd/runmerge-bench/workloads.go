@@ -700,6 +700,9 @@ func (c *child) mixedTargeterGets(ts *tenantSet, next func(*rand.Rand) int) vege
 	}
 }
 
+// soakClients bounds the connections and concurrent requests of soak.
+const soakClients = 256
+
 func soakWorkload(ctx context.Context, r *run) error {
 	fmt.Fprintf(os.Stderr, "soak: %d tenants, Zipf 90/10, max_open 1000, for %s\n", r.opts.tenants, r.opts.duration)
 	ts, cleanup, err := r.prepareTenants(ctx)
@@ -724,7 +727,12 @@ func soakWorkload(ctx context.Context, r *run) error {
 	if rate == 0 {
 		rate = 2000 // a steady load leaves room to see growth rather than saturation
 	}
-	atk := vegeta.NewAttacker(vegeta.KeepAlive(true), vegeta.MaxBody(0), vegeta.Timeout(30*time.Second))
+	// Clients are bounded as a real fleet of clients is: unbounded, vegeta
+	// answers any hiccup of the machine with new connections and keeps them
+	// open for the rest of the run, and the server's memory and descriptors
+	// then measure the load generator, not the server.
+	atk := vegeta.NewAttacker(vegeta.KeepAlive(true), vegeta.MaxBody(0), vegeta.Timeout(30*time.Second),
+		vegeta.Connections(soakClients), vegeta.MaxConnections(soakClients), vegeta.MaxWorkers(soakClients))
 	stop := context.AfterFunc(ctx, func() { atk.Stop() })
 	defer stop()
 
