@@ -482,7 +482,7 @@ func (db *DB) CreateRecord(
 
 	var rec *runmerge.Record
 	err = db.Write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		w := &recordTx{tx: cachedTx{tx, db.wstmts}, tenantID: db.id}
+		w := db.recordTx(tx)
 		if err := w.checkLinks(ctx, d, ""); err != nil {
 			return err
 		}
@@ -515,7 +515,7 @@ func (db *DB) UpdateRecord(
 	}
 	var rec *runmerge.Record
 	err := db.Write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		w := &recordTx{tx: cachedTx{tx, db.wstmts}, tenantID: db.id}
+		w := db.recordTx(tx)
 		cur, err := getRecord(ctx, w.tx, db.id, c.Name, id, true)
 		if err != nil {
 			return err
@@ -594,7 +594,7 @@ func (db *DB) DeleteRecord(
 	ctx context.Context, p *runmerge.Principal, c *runmerge.Collection, id string, ifMatch *int64,
 ) error {
 	err := db.Write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		w := &recordTx{tx: cachedTx{tx, db.wstmts}, tenantID: db.id}
+		w := db.recordTx(tx)
 		cur, err := getRecord(ctx, w.tx, db.id, c.Name, id, false)
 		if err != nil {
 			return err
@@ -649,7 +649,7 @@ func (db *DB) BulkUpsert(
 
 	var out []*runmerge.Record
 	err := db.Write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		w := &recordTx{tx: cachedTx{tx, db.wstmts}, tenantID: db.id, holdClock: true}
+		w := db.recordTx(tx)
 		var err error
 		if out, err = w.bulkUpsert(ctx, p, c, drafts); err != nil {
 			return err
@@ -671,13 +671,9 @@ type recordTx struct {
 	tx       sqlRunner
 	tenantID string
 
-	// With holdClock set, clock reads the change clock once and keeps it
-	// here, and flushClock writes it back: a bulk of 1,000 records costs
-	// two statements of the clock, not 2,000.
-	holdClock bool
-	clockRead bool
-	next      int64
-	lastAt    string
+	// clk is the change clock of the transaction, which the writes that
+	// share a commit share too (see txClock).
+	clk *txClock
 
 	// known, when not nil, holds the collection of every live record the
 	// writes link to, by id, and "" for ids of no live record: a bulk looks
@@ -685,50 +681,67 @@ type recordTx struct {
 	known map[string]string
 }
 
+// recordTx returns the record writes of tx, a transaction of db's writer.
+func (db *DB) recordTx(tx *sql.Tx) *recordTx {
+	return &recordTx{tx: cachedTx{tx, db.wstmts}, tenantID: db.id, clk: &db.clk}
+}
+
+// txClock is the change clock as one write transaction sees it: the next
+// position in the change order and the time of the last change. The
+// transaction's first change reads it from change_seq, and the committer
+// writes it back once, just before the commit (flush), so that the
+// writes of a shared commit (DB.Write) cost the clock two statements in
+// all rather than two each, and a bulk of 1,000 records two, not 2,000.
+//
+// It is read and written in plain statements rather than one UPDATE ...
+// RETURNING: SQLite runs a RETURNING statement under a statement
+// savepoint, and a savepoint makes the full-text index flush what it holds
+// in memory to disk, which for a bulk of 1,000 records meant 1,000 tiny
+// index segments and merges, a quarter of the bulk's time. Record writes
+// avoid RETURNING for the same reason, and write several rows in one
+// statement only before they write search text (see bulkSearchText).
+type txClock struct {
+	read   bool
+	next   int64
+	lastAt string
+}
+
 // clock takes the next position in the change order and the time of the
 // change, which never goes backwards.
-//
-// It reads the clock and writes it back in two plain statements rather than
-// one UPDATE ... RETURNING: SQLite runs a RETURNING statement under a
-// statement savepoint, and a savepoint makes the full-text index flush what
-// it holds in memory to disk, which for a bulk of 1,000 records meant 1,000
-// tiny index segments and merges, a quarter of the bulk's time. Record
-// writes avoid RETURNING for the same reason, and write several rows in one
-// statement only before they write search text (see bulkSearchText).
 func (w *recordTx) clock(ctx context.Context) (int64, time.Time, error) {
 	now, err := w.tick(ctx)
 	if err != nil {
 		return 0, time.Time{}, err
 	}
-	seq := w.next
-	w.next++
-	if !w.holdClock {
-		if err := w.flushClock(ctx); err != nil {
-			return 0, time.Time{}, err
-		}
-	}
+	seq := w.clk.next
+	w.clk.next++
 	return seq, now, nil
 }
 
-// tick reads the change clock, unless it is held, and moves its time to
-// now. It returns the time, leaving w.next, the next position, to take.
+// tick reads the change clock, unless the transaction has, and moves its
+// time to now. It returns the time, leaving w.clk.next, the next position,
+// to take.
 func (w *recordTx) tick(ctx context.Context) (time.Time, error) {
-	if !w.clockRead {
+	if !w.clk.read {
 		err := w.tx.QueryRowContext(ctx, `SELECT next, last_at FROM change_seq WHERE id = 1`).
-			Scan(&w.next, &w.lastAt)
+			Scan(&w.clk.next, &w.clk.lastAt)
 		if err != nil {
 			return time.Time{}, fmt.Errorf("read change clock: %w", err)
 		}
-		w.clockRead = w.holdClock
+		w.clk.read = true
 	}
-	w.lastAt = max(formatTime(runmerge.Now()), w.lastAt) // one format: text order is time order
-	return parseTime(w.lastAt), nil
+	w.clk.lastAt = max(formatTime(runmerge.Now()), w.clk.lastAt) // one format: text order is time order
+	return parseTime(w.clk.lastAt), nil
 }
 
-// flushClock writes the change clock back.
-func (w *recordTx) flushClock(ctx context.Context) error {
-	_, err := w.tx.ExecContext(ctx, `UPDATE change_seq SET next = ?, last_at = ? WHERE id = 1`,
-		w.next, w.lastAt)
+// flush writes the change clock back, if the transaction read
+// it. The committer calls it after the last write of the transaction.
+func (c *txClock) flush(ctx context.Context, tx sqlRunner) error {
+	if !c.read {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, `UPDATE change_seq SET next = ?, last_at = ? WHERE id = 1`,
+		c.next, c.lastAt)
 	if err != nil {
 		return fmt.Errorf("advance change clock: %w", err)
 	}
@@ -1017,10 +1030,10 @@ func (w *recordTx) bulkUpsert(
 		if b.d == nil {
 			written = append(written, b)
 		}
-		r := &runmerge.Record{ID: b.rec.ID, TenantID: w.tenantID, Collection: c.Name, Seq: w.next,
+		r := &runmerge.Record{ID: b.rec.ID, TenantID: w.tenantID, Collection: c.Name, Seq: w.clk.next,
 			Version: b.rec.Version + 1, CreatedAt: b.rec.CreatedAt, UpdatedAt: now, Data: d.data,
 			EventIDs: d.eventIDs(c, b.rec.ID)}
-		w.next++
+		w.clk.next++
 		b.rec, b.d = r, d
 		out[i] = r
 	}
@@ -1029,9 +1042,6 @@ func (w *recordTx) bulkUpsert(
 		return nil, err
 	}
 	if err := w.bulkChanges(ctx, c, out, ops); err != nil {
-		return nil, err
-	}
-	if err := w.flushClock(ctx); err != nil {
 		return nil, err
 	}
 	// The search text goes last: see bulkSearchText.

@@ -29,6 +29,9 @@ type DB struct {
 	// through this handle needs no checkpoint when it closes.
 	wrote atomic.Bool
 
+	// clk is the change clock of the transaction the committer runs.
+	clk txClock
+
 	// readOnly is set when a write found that the writer's connection
 	// cannot write its file; the batch's end then reconnects it.
 	readOnly atomic.Bool
@@ -208,6 +211,7 @@ func (db *DB) commitShared(ctx context.Context, batch []*writeOp) bool {
 		finish(fmt.Errorf("begin write: %w", err))
 		return true
 	}
+	db.clk = txClock{}
 	results := make([]error, len(batch))
 	for i, op := range batch {
 		if results[i] = op.ctx.Err(); results[i] != nil {
@@ -225,6 +229,17 @@ func (db *DB) commitShared(ctx context.Context, batch []*writeOp) bool {
 			finish(results[i])
 			return true
 		}
+	}
+	if err := db.clk.flush(ctx, cachedTx{tx, db.wstmts}); err != nil {
+		rerr := tx.Rollback()
+		if len(batch) > 1 {
+			return false
+		}
+		if rerr != nil {
+			err = errors.Join(err, fmt.Errorf("roll back write: %w", rerr))
+		}
+		finish(err)
+		return true
 	}
 	if err := tx.Commit(); err != nil {
 		db.noteReadOnly(err)
