@@ -19,8 +19,7 @@ import (
 // answering reads. Then the test raises the running server's limit, as when
 // space is freed: writes to the full tenant must succeed again without a
 // restart, and after a SIGKILL every file must pass integrity_check.
-// Running as root, chmod cannot make a file unwritable, so the limit stands
-// in for both read-only and full.
+// TestReadOnlyTenantFile covers a file that cannot be written at all.
 func TestFullDisk(t *testing.T) {
 	dir := t.TempDir()
 	key := testserver.RootKey()
