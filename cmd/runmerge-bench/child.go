@@ -71,7 +71,7 @@ func runChild(args []string) error {
 	ceiling := fs.Bool("ceiling", false, "serve the trivial ceiling handler instead of the API")
 	// The server's own default, unless the environment says otherwise as it
 	// would to runmerge serve.
-	limit := int64(256)
+	limit := int64(tenantstore.DefaultMemoryLimitMiB)
 	if v, err := strconv.ParseInt(os.Getenv("RUNMERGE_SQLITE_MEMORY_LIMIT_MIB"), 10, 64); err == nil {
 		limit = v
 	}

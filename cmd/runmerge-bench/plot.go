@@ -83,6 +83,12 @@ func (r *run) plotSoak(path string) error {
 	if err := plotutil.AddLinePoints(fds, "descriptors", fd, "WAL MiB", wal); err != nil {
 		return err
 	}
+	// From zero, so that a flat line looks flat, with room above the
+	// highest line for the legend.
+	for _, p := range []*plot.Plot{mem, fds} {
+		p.Y.Min, p.Y.Max = 0, p.Y.Max*1.3
+		p.Legend.Top, p.Legend.Left = true, true
+	}
 	for name, p := range map[string]*plot.Plot{"soak-memory.png": mem, "soak-descriptors.png": fds} {
 		if err := p.Save(8*vg.Inch, 4*vg.Inch, filepath.Join(filepath.Dir(path), name)); err != nil {
 			return fmt.Errorf("save %s: %w", name, err)

@@ -129,7 +129,7 @@ var defaults = map[string]any{
 	"sqlite.synchronous":         "NORMAL",
 	"sqlite.busy_timeout":        "5s",
 	"sqlite.cache_kib":           1024,
-	"sqlite.memory_limit_mib":    256,
+	"sqlite.memory_limit_mib":    tenantstore.DefaultMemoryLimitMiB,
 	"auth.root_key":              "",
 	"limits.max_body_bytes":      1 << 20,
 	"limits.max_import_bytes":    1 << 30,
