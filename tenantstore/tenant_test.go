@@ -220,3 +220,74 @@ func diff(got, want []string) string {
 	}
 	return fmt.Sprintf("extra %q, missing %q", extra, missing)
 }
+
+// TestWriteGatherExpectation checks how many writes the committer waits
+// for: the size of the batches it has been getting, and, once fewer come,
+// only as many as came, so that writers who went away cost one wait and
+// lone writers none.
+func TestWriteGatherExpectation(t *testing.T) {
+	const writers = 12
+	p := newTestPool(t, PoolConfig{MaxOpen: 10})
+	mustCreate(t, p, "acme")
+	db := mustAcquire(t, p, "acme").DB()
+	mustWrite(t, db, "CREATE TABLE gc (k TEXT PRIMARY KEY)")
+	expect := func() int {
+		db.mu.Lock()
+		defer db.mu.Unlock()
+		return db.expect
+	}
+	if got := expect(); got != 1 {
+		t.Fatalf("after one lone write the committer expects %d writes, want 1", got)
+	}
+
+	// writers queue behind one that holds the writer: the next batch holds
+	// them all.
+	entered, hold := make(chan struct{}), make(chan struct{})
+	first := inBackground(func() (struct{}, error) {
+		return struct{}{}, db.Write(context.Background(), func(ctx context.Context, tx *sql.Tx) error {
+			close(entered)
+			<-hold
+			return nil
+		})
+	})
+	<-entered
+	var wg sync.WaitGroup
+	for i := range writers {
+		wg.Go(func() {
+			err := db.Write(context.Background(), func(ctx context.Context, tx *sql.Tx) error {
+				_, err := tx.ExecContext(ctx, "INSERT INTO gc (k) VALUES (?)", fmt.Sprintf("w%d", i))
+				return err
+			})
+			if err != nil {
+				t.Errorf("writer %d: %v", i, err)
+			}
+		})
+	}
+	if !waitFor(10*time.Second, func() bool {
+		db.mu.Lock()
+		defer db.mu.Unlock()
+		return len(db.queue) == writers
+	}) {
+		t.Fatal("the writes never all queued")
+	}
+	close(hold)
+	arrives(t, first, "the first write")
+	wg.Wait()
+	if got := expect(); got != writers {
+		t.Errorf("after a batch of %d the committer expects %d writes", writers, got)
+	}
+
+	// Then one writer alone: it waits for the others once, in vain, and
+	// commits; the committer expects no more than came.
+	mustWrite(t, db, "INSERT INTO gc (k) VALUES ('alone')")
+	if got := expect(); got != 1 {
+		t.Errorf("after a lone write following a batch the committer expects %d writes, want 1", got)
+	}
+	mustWrite(t, db, "INSERT INTO gc (k) VALUES ('alone again')")
+	if got := expect(); got != 1 {
+		t.Errorf("after two lone writes the committer expects %d writes, want 1", got)
+	}
+	if got := len(keys(t, db)); got != writers+2 {
+		t.Errorf("the table holds %d keys, want %d", got, writers+2)
+	}
+}
