@@ -24,18 +24,6 @@ func TestWriteGroupCommit(t *testing.T) {
 	mustWrite(t, db, "CREATE TABLE gc (k TEXT PRIMARY KEY)")
 	mustWrite(t, db, "INSERT INTO gc (k) VALUES ('taken')")
 
-	// The first write holds the writer until every other write is queued.
-	entered, hold := make(chan struct{}), make(chan struct{})
-	first := inBackground(func() (struct{}, error) {
-		return struct{}{}, db.Write(context.Background(), func(ctx context.Context, tx *sql.Tx) error {
-			close(entered)
-			<-hold
-			_, err := tx.ExecContext(ctx, "INSERT INTO gc (k) VALUES ('first')")
-			return err
-		})
-	})
-	<-entered
-
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()
 	// Each writer inserts its key and then, by its number: commits a second
@@ -63,21 +51,7 @@ func TestWriteGroupCommit(t *testing.T) {
 			return insert(ctx, tx, fmt.Sprintf("w%d-b", i))
 		})
 	}
-	errs := make([]error, writers)
-	var wg sync.WaitGroup
-	for i := range writers {
-		wg.Go(func() { errs[i] = write(i) })
-	}
-	if !waitFor(10*time.Second, func() bool {
-		db.mu.Lock()
-		defer db.mu.Unlock()
-		return len(db.queue) == writers
-	}) {
-		t.Fatal("the writes never all queued")
-	}
-	close(hold)
-	arrives(t, first, "the first write")
-	wg.Wait()
+	errs := writeBehindHeld(t, db, writers, write)
 
 	want := []string{"first", "taken"}
 	for i, err := range errs {
@@ -104,6 +78,41 @@ func TestWriteGroupCommit(t *testing.T) {
 	if got := keys(t, db); !slices.Equal(got, sorted(want)) {
 		t.Errorf("the table holds %d keys, want %d: %s", len(got), len(want), diff(got, sorted(want)))
 	}
+}
+
+// writeBehindHeld runs write(0) to write(n-1) at once behind a write that
+// holds the writer (and inserts the key "first" into gc) until all n are
+// queued, so that they commit in batches as large as maxBatch allows, and
+// returns their errors.
+func writeBehindHeld(t *testing.T, db *DB, n int, write func(i int) error) []error {
+	t.Helper()
+	entered, hold := make(chan struct{}), make(chan struct{})
+	first := inBackground(func() (struct{}, error) {
+		return struct{}{}, db.Write(context.Background(), func(ctx context.Context, tx *sql.Tx) error {
+			close(entered)
+			<-hold
+			_, err := tx.ExecContext(ctx, "INSERT INTO gc (k) VALUES ('first')")
+			return err
+		})
+	})
+	<-entered
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { errs[i] = write(i) })
+	}
+	if !waitFor(10*time.Second, func() bool {
+		db.mu.Lock()
+		defer db.mu.Unlock()
+		return len(db.queue) == n
+	}) {
+		close(hold)
+		t.Fatal("the writes never all queued")
+	}
+	close(hold)
+	arrives(t, first, "the first write")
+	wg.Wait()
+	return errs
 }
 
 // TestWriteAloneFails checks that a write that fails alone in its batch,
@@ -242,37 +251,17 @@ func TestWriteGatherExpectation(t *testing.T) {
 
 	// writers queue behind one that holds the writer: the next batch holds
 	// them all.
-	entered, hold := make(chan struct{}), make(chan struct{})
-	first := inBackground(func() (struct{}, error) {
-		return struct{}{}, db.Write(context.Background(), func(ctx context.Context, tx *sql.Tx) error {
-			close(entered)
-			<-hold
-			return nil
+	errs := writeBehindHeld(t, db, writers, func(i int) error {
+		return db.Write(context.Background(), func(ctx context.Context, tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, "INSERT INTO gc (k) VALUES (?)", fmt.Sprintf("w%d", i))
+			return err
 		})
 	})
-	<-entered
-	var wg sync.WaitGroup
-	for i := range writers {
-		wg.Go(func() {
-			err := db.Write(context.Background(), func(ctx context.Context, tx *sql.Tx) error {
-				_, err := tx.ExecContext(ctx, "INSERT INTO gc (k) VALUES (?)", fmt.Sprintf("w%d", i))
-				return err
-			})
-			if err != nil {
-				t.Errorf("writer %d: %v", i, err)
-			}
-		})
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("writer %d: %v", i, err)
+		}
 	}
-	if !waitFor(10*time.Second, func() bool {
-		db.mu.Lock()
-		defer db.mu.Unlock()
-		return len(db.queue) == writers
-	}) {
-		t.Fatal("the writes never all queued")
-	}
-	close(hold)
-	arrives(t, first, "the first write")
-	wg.Wait()
 	if got := expect(); got != writers {
 		t.Errorf("after a batch of %d the committer expects %d writes", writers, got)
 	}
@@ -287,7 +276,7 @@ func TestWriteGatherExpectation(t *testing.T) {
 	if got := expect(); got != 1 {
 		t.Errorf("after two lone writes the committer expects %d writes, want 1", got)
 	}
-	if got := len(keys(t, db)); got != writers+2 {
-		t.Errorf("the table holds %d keys, want %d", got, writers+2)
+	if got := len(keys(t, db)); got != writers+3 {
+		t.Errorf("the table holds %d keys, want %d", got, writers+3)
 	}
 }
