@@ -17,6 +17,11 @@ const maxBatch = 256
 // before it starts a batch (see gather).
 const maxGather = 400 * time.Microsecond
 
+// gatherMemory is how long the committer remembers the size of its last
+// batches: a writer idle longer than this starts afresh, so that writes
+// that come in bursts, with pauses between, never wait for one another.
+const gatherMemory = time.Millisecond
+
 // minGather is the smallest expected batch worth waiting for: below it, a
 // commit saved is worth less than the wait that a writer which does not
 // come costs.
@@ -58,6 +63,8 @@ type DB struct {
 	expect int
 	// arrived wakes a committer that is gathering writes.
 	arrived chan struct{}
+	// lastCommit is when the last batch ended, in Unix nanoseconds.
+	lastCommit atomic.Int64
 }
 
 // writeOp is one caller's write waiting for a commit.
@@ -182,6 +189,7 @@ func (db *DB) commitUntil(op *writeOp) {
 		db.mu.Unlock()
 
 		db.commit(batch)
+		db.lastCommit.Store(time.Now().UnixNano())
 		if op != nil && op.finished {
 			go db.commitUntil(nil)
 			return
@@ -196,9 +204,13 @@ func (db *DB) commitUntil(op *writeOp) {
 // steady stream of concurrent writers a commit that waits a moment for the
 // ones on their way costs each of them much less than two commits would.
 // A lone writer, or a few, never wait: only batches of minGather or more
-// set off a wait. When fewer writes come than expected, expect drops to
+// set off a wait, and only while the writer has been busy without a pause
+// (gatherMemory). When fewer writes come than expected, expect drops to
 // what came, so that writers that have gone away cost at most one wait.
 func (db *DB) gather() {
+	if time.Now().UnixNano()-db.lastCommit.Load() > int64(gatherMemory) {
+		db.expect = 0
+	}
 	if len(db.queue) == 0 || len(db.queue) >= db.expect || db.expect < minGather {
 		db.expect = max(db.expect, min(len(db.queue), maxBatch))
 		return
