@@ -155,15 +155,13 @@ func (db *DB) Write(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx
 	lead := !db.committing
 	db.committing = true
 	db.mu.Unlock()
-	if !lead {
-		select {
+	if lead {
+		db.commitUntil(op)
+	} else {
+		select { // wake a committer gathering writes, if one is
 		case db.arrived <- struct{}{}:
 		default:
 		}
-	}
-
-	if lead {
-		db.commitUntil(op)
 	}
 	return classify(<-op.done)
 }
