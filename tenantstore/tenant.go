@@ -7,25 +7,10 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
-	"time"
 )
 
 // maxBatch bounds how many writes share one commit.
 const maxBatch = 256
-
-// maxGather bounds how long the committer waits for writers it expects
-// before it starts a batch (see gather).
-const maxGather = 400 * time.Microsecond
-
-// gatherMemory is how long the committer remembers the size of its last
-// batches: a writer idle longer than this starts afresh, so that writes
-// that come in bursts, with pauses between, never wait for one another.
-const gatherMemory = time.Millisecond
-
-// minGather is the smallest expected batch worth waiting for: below it, a
-// commit saved is worth less than the wait that a writer which does not
-// come costs.
-const minGather = 4
 
 // DB is one open tenant file: a single writer connection, through which every
 // write goes, and a small pool of read connections. Lease one from the Pool;
@@ -58,13 +43,6 @@ type DB struct {
 	mu         sync.Mutex
 	queue      []*writeOp
 	committing bool
-	// expect is how many writes the committer waits for before it starts
-	// a batch: the size of the last batches, lowered whenever fewer come.
-	expect int
-	// arrived wakes a committer that is gathering writes.
-	arrived chan struct{}
-	// lastCommit is when the last batch ended, in Unix nanoseconds.
-	lastCommit atomic.Int64
 }
 
 // writeOp is one caller's write waiting for a commit.
@@ -96,7 +74,7 @@ func openTenant(ctx context.Context, id, path string, o Options, create bool, on
 		r.Close()
 		return nil, err
 	}
-	db := &DB{id: id, path: path, w: w, r: r, onChange: onChange, arrived: make(chan struct{}, 1),
+	db := &DB{id: id, path: path, w: w, r: r, onChange: onChange,
 		wstmts: newStmtCache(w, true), rstmts: newStmtCache(r, false)}
 
 	// A file at the current version is checked on a read connection, which
@@ -155,13 +133,9 @@ func (db *DB) Write(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx
 	lead := !db.committing
 	db.committing = true
 	db.mu.Unlock()
+
 	if lead {
 		db.commitUntil(op)
-	} else {
-		select { // wake a committer gathering writes, if one is
-		case db.arrived <- struct{}{}:
-		default:
-		}
 	}
 	return classify(<-op.done)
 }
@@ -172,7 +146,6 @@ func (db *DB) Write(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx
 func (db *DB) commitUntil(op *writeOp) {
 	for {
 		db.mu.Lock()
-		db.gather()
 		batch := db.queue
 		if len(batch) > maxBatch {
 			batch = batch[:maxBatch]
@@ -187,42 +160,8 @@ func (db *DB) commitUntil(op *writeOp) {
 		db.mu.Unlock()
 
 		db.commit(batch)
-		db.lastCommit.Store(time.Now().UnixNano())
 		if op != nil && op.finished {
 			go db.commitUntil(nil)
-			return
-		}
-	}
-}
-
-// gather waits, with db.mu held on entry and on return, until as many
-// writes are queued as the last batches held, or maxGather has passed.
-// Most of a commit's cost is per page written, and the writes of one batch
-// share pages (the last page of each index in change order), so under a
-// steady stream of concurrent writers a commit that waits a moment for the
-// ones on their way costs each of them much less than two commits would.
-// A lone writer, or a few, never wait: only batches of minGather or more
-// set off a wait, and only while the writer has been busy without a pause
-// (gatherMemory). When fewer writes come than expected, expect drops to
-// what came, so that writers that have gone away cost at most one wait.
-func (db *DB) gather() {
-	if time.Now().UnixNano()-db.lastCommit.Load() > int64(gatherMemory) {
-		db.expect = 0
-	}
-	if len(db.queue) == 0 || len(db.queue) >= db.expect || db.expect < minGather {
-		db.expect = max(db.expect, min(len(db.queue), maxBatch))
-		return
-	}
-	timer := time.NewTimer(maxGather)
-	defer timer.Stop()
-	for len(db.queue) < db.expect {
-		db.mu.Unlock()
-		select {
-		case <-db.arrived:
-			db.mu.Lock()
-		case <-timer.C:
-			db.mu.Lock()
-			db.expect = len(db.queue)
 			return
 		}
 	}
