@@ -14,10 +14,9 @@ import (
 )
 
 // DefaultMemoryLimitMiB is the server's default soft limit on SQLite's
-// memory, in MiB (sqlite.memory_limit_mib). At 128 MiB a server holding
-// 1,000 open tenants under steady load keeps a flat resident size (about
-// 330 MiB in the load tool's soak), and its throughput was the same as
-// with 256 in the runs of docs/benchmarks.md.
+// memory, in MiB (sqlite.memory_limit_mib): low enough that a server
+// holding a thousand open tenants under steady load reaches it within a
+// minute and stays flat from then on (the soak in docs/benchmarks.md).
 const DefaultMemoryLimitMiB = 128
 
 // Config configures a Store.

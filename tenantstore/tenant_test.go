@@ -24,6 +24,18 @@ func TestWriteGroupCommit(t *testing.T) {
 	mustWrite(t, db, "CREATE TABLE gc (k TEXT PRIMARY KEY)")
 	mustWrite(t, db, "INSERT INTO gc (k) VALUES ('taken')")
 
+	// The first write holds the writer until every other write is queued.
+	entered, hold := make(chan struct{}), make(chan struct{})
+	first := inBackground(func() (struct{}, error) {
+		return struct{}{}, db.Write(context.Background(), func(ctx context.Context, tx *sql.Tx) error {
+			close(entered)
+			<-hold
+			_, err := tx.ExecContext(ctx, "INSERT INTO gc (k) VALUES ('first')")
+			return err
+		})
+	})
+	<-entered
+
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()
 	// Each writer inserts its key and then, by its number: commits a second
@@ -51,7 +63,21 @@ func TestWriteGroupCommit(t *testing.T) {
 			return insert(ctx, tx, fmt.Sprintf("w%d-b", i))
 		})
 	}
-	errs := writeBehindHeld(t, db, writers, write)
+	errs := make([]error, writers)
+	var wg sync.WaitGroup
+	for i := range writers {
+		wg.Go(func() { errs[i] = write(i) })
+	}
+	if !waitFor(10*time.Second, func() bool {
+		db.mu.Lock()
+		defer db.mu.Unlock()
+		return len(db.queue) == writers
+	}) {
+		t.Fatal("the writes never all queued")
+	}
+	close(hold)
+	arrives(t, first, "the first write")
+	wg.Wait()
 
 	want := []string{"first", "taken"}
 	for i, err := range errs {
@@ -78,41 +104,6 @@ func TestWriteGroupCommit(t *testing.T) {
 	if got := keys(t, db); !slices.Equal(got, sorted(want)) {
 		t.Errorf("the table holds %d keys, want %d: %s", len(got), len(want), diff(got, sorted(want)))
 	}
-}
-
-// writeBehindHeld runs write(0) to write(n-1) at once behind a write that
-// holds the writer (and inserts the key "first" into gc) until all n are
-// queued, so that they commit in batches as large as maxBatch allows, and
-// returns their errors.
-func writeBehindHeld(t *testing.T, db *DB, n int, write func(i int) error) []error {
-	t.Helper()
-	entered, hold := make(chan struct{}), make(chan struct{})
-	first := inBackground(func() (struct{}, error) {
-		return struct{}{}, db.Write(context.Background(), func(ctx context.Context, tx *sql.Tx) error {
-			close(entered)
-			<-hold
-			_, err := tx.ExecContext(ctx, "INSERT INTO gc (k) VALUES ('first')")
-			return err
-		})
-	})
-	<-entered
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() { errs[i] = write(i) })
-	}
-	if !waitFor(10*time.Second, func() bool {
-		db.mu.Lock()
-		defer db.mu.Unlock()
-		return len(db.queue) == n
-	}) {
-		close(hold)
-		t.Fatal("the writes never all queued")
-	}
-	close(hold)
-	arrives(t, first, "the first write")
-	wg.Wait()
-	return errs
 }
 
 // TestWriteAloneFails checks that a write that fails alone in its batch,
