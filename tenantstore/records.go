@@ -479,6 +479,11 @@ func (db *DB) CreateRecord(
 	if err := authorize(p, runmerge.ActionRecordCreate, writeTarget(db.id, c, nil, nil, d, id)); err != nil {
 		return nil, err
 	}
+	// Encoded here rather than in insert: the tenant's one writer is the
+	// bottleneck of concurrent creates, and this work needs no transaction.
+	if err := d.encode(); err != nil {
+		return nil, err
+	}
 
 	var rec *runmerge.Record
 	err = db.Write(ctx, func(ctx context.Context, tx *sql.Tx) error {
