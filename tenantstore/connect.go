@@ -42,6 +42,12 @@ type Options struct {
 
 	// CacheKiB is the page cache of each connection, in KiB.
 	CacheKiB int
+
+	// AutocheckpointPages is the WAL size, in pages, at which a commit
+	// checkpoints the WAL back into the file; 0 leaves SQLite's default
+	// (1,000 pages). The WAL file keeps the largest size it has reached
+	// until its database closes.
+	AutocheckpointPages int
 }
 
 func (o Options) withDefaults() Options {
@@ -94,6 +100,9 @@ func dsn(path string, o Options, mode connMode) string {
 	q.Set("_foreign_keys", "1")
 	q.Add("_pragma", "cache_size(-"+strconv.Itoa(o.CacheKiB)+")")
 	q.Add("_pragma", "temp_store(MEMORY)")
+	if o.AutocheckpointPages > 0 && mode != modeRead {
+		q.Add("_pragma", "wal_autocheckpoint("+strconv.Itoa(o.AutocheckpointPages)+")")
+	}
 	switch mode {
 	case modeWrite:
 		q.Set("_txlock", "immediate")

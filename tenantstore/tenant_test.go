@@ -177,6 +177,32 @@ func TestWriteConcurrentFree(t *testing.T) {
 	}
 }
 
+// TestTenantWALStaysSmall writes far more than SQLite's default
+// checkpoint size to a tenant, one commit at a time, and checks that its
+// WAL file never grew past the tenant's own, smaller bound.
+func TestTenantWALStaysSmall(t *testing.T) {
+	p := newTestPool(t, PoolConfig{MaxOpen: 10})
+	mustCreate(t, p, "acme")
+	db := mustAcquire(t, p, "acme").DB()
+	mustWrite(t, db, "CREATE TABLE blobs (b BLOB)")
+
+	const pageFrame = 4096 + 24 // a WAL frame: one page and its header
+	written := 0
+	for written < 4*1000*pageFrame { // four times SQLite's default of 1,000 pages
+		mustWrite(t, db, "INSERT INTO blobs (b) VALUES (randomblob(6000))")
+		written += 2 * pageFrame
+	}
+	size := fileSize(t, db.path+"-wal")
+	// The bound, the commit that crossed it, and the WAL's header.
+	if most := int64((tenantAutocheckpointPages+8)*pageFrame + 32); size > most {
+		t.Errorf("the WAL is %d bytes, more than %d pages' worth (%d bytes)",
+			size, tenantAutocheckpointPages, most)
+	}
+	if size < tenantAutocheckpointPages*pageFrame/2 {
+		t.Errorf("the WAL is %d bytes: the writes did not go through it", size)
+	}
+}
+
 // keys returns the keys in table gc, in order.
 func keys(tb testing.TB, db *DB) []string {
 	tb.Helper()
