@@ -62,7 +62,7 @@ func (db *DB) ID() string { return db.id }
 // 4 MiB. A WAL keeps its largest size until its tenant closes, so with a
 // thousand tenants open the default let the WALs on disk add up to more
 // than 250 MB that kept growing for minutes as more tenants were
-// written; at 500 they take about 40 % less and stop growing within the
+// written; at 500 they take about 40 % less and level off within the
 // first minute, with writes as fast (see the soak in docs/benchmarks.md).
 const tenantAutocheckpointPages = 500
 
