@@ -46,7 +46,8 @@ type Options struct {
 	// AutocheckpointPages is the WAL size, in pages, at which a commit
 	// checkpoints the WAL back into the file; 0 leaves SQLite's default
 	// (1,000 pages). The WAL file keeps the largest size it has reached
-	// until its database closes.
+	// until its database closes. Tenant files set their own (see
+	// tenantAutocheckpointPages); the catalog keeps SQLite's default.
 	AutocheckpointPages int
 }
 
